@@ -1,0 +1,24 @@
+# The two commands of this project: 'make demo' and 'make check'.
+# Everything else is a step of these.
+
+.PHONY: demo check build guest patches stop
+
+demo: build guest
+	./tests/e2e/demo.sh
+
+check: build guest
+	./tests/run-all.sh
+
+build:
+	./scripts/build.sh
+
+guest:
+	./scripts/install-deps.sh
+	./tests/guest/build.sh >/dev/null
+
+# Regenerate patches/ from the commits in build/libvirt.
+patches:
+	./scripts/export-patches.sh
+
+stop:
+	./run --stop

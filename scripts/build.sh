@@ -1,0 +1,48 @@
+#!/bin/sh
+# Install dependencies, assemble the tree and build it with meson/ninja.
+# Incremental: a second run only rebuilds what changed.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+need_root
+mkdir -p "$BUILD_DIR"
+# One build at a time: ./run may be called from several shells at once.
+exec 8>"$BUILD_DIR/.build.lock"
+flock 8
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/assemble.sh"
+
+log="$BUILD_DIR/build.log"
+
+# QEMU runs as root: the private daemon must not need Debian's libvirt-qemu
+# user, which only the libvirt-daemon-system package creates.
+set -- --prefix="$PREFIX" \
+    -Dsystem=false -Dinit_script=none \
+    -Ddocs=disabled -Dtests=enabled \
+    -Dqemu_user=root -Dqemu_group=root \
+    -Ddriver_qemu=enabled -Ddriver_remote=enabled \
+    -Ddriver_libvirtd=enabled -Ddriver_network=enabled \
+    -Ddriver_test=enabled \
+    -Ddriver_lxc=disabled -Ddriver_libxl=disabled \
+    -Ddriver_ch=disabled -Ddriver_vbox=disabled \
+    -Ddriver_esx=disabled -Ddriver_hyperv=disabled \
+    -Ddriver_openvz=disabled -Ddriver_vz=disabled \
+    -Ddriver_bhyve=disabled
+options_stamp="$MESON_DIR/.project-options"
+if [ ! -f "$MESON_DIR/build.ninja" ] || [ "$(cat "$options_stamp" 2>/dev/null)" != "$*" ]; then
+    echo "build: configuring libvirt in build/meson"
+    reconfigure=""
+    [ -f "$MESON_DIR/build.ninja" ] && reconfigure=--reconfigure
+    if ! meson setup $reconfigure "$MESON_DIR" "$SRC_DIR" "$@" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "meson setup failed; see build/build.log"
+    fi
+    echo "$*" >"$options_stamp"
+fi
+
+echo "build: ninja (log in build/build.log)"
+if ! ninja -C "$MESON_DIR" >"$log" 2>&1; then
+    grep -E -m 20 'error|Error|FAILED' "$log" >&2 || tail -n 20 "$log" >&2
+    die "build failed; see build/build.log"
+fi
+touch "$BUILD_DIR/.built"

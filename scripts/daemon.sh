@@ -1,0 +1,121 @@
+#!/bin/sh
+# Start or stop the project's private virtqemud and virtlogd.
+#   daemon.sh start   start them unless running (restart when rebuilt)
+#   daemon.sh stop    destroy every domain they run and stop them
+# Everything lives under build/root: config, state, logs and sockets, so
+# a libvirt installed on the machine is neither needed nor disturbed.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+ETC="$PREFIX/etc/libvirt"
+RUN="$PREFIX/var/run"
+LOG="$PREFIX/var/log/libvirt"
+QEMU_RUN="$RUN/libvirt/qemu"
+
+export LD_LIBRARY_PATH="$MESON_DIR/src${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LIBVIRT_DIR_OVERRIDE=1
+export LIBVIRT_DEFAULT_URI=qemu:///system
+
+write_config() {
+    mkdir -p "$ETC" "$LOG/qemu" "$RUN/libvirt" \
+        "$PREFIX/var/lib/libvirt/qemu" "$PREFIX/var/cache/libvirt/qemu"
+    cat >"$ETC/qemu.conf" <<CONF
+# Written by scripts/daemon.sh.
+user = "root"
+group = "root"
+# The per-domain mount namespace fails here ("failed to umount devfs").
+namespaces = [ ]
+remember_owner = 0
+CONF
+    cat >"$ETC/virtqemud.conf" <<CONF
+# Written by scripts/daemon.sh.
+log_outputs = "${VIRTQEMUD_LOG_LEVEL:-3}:file:$LOG/virtqemud.log"
+CONF
+    cat >"$ETC/virtlogd.conf" <<CONF
+log_outputs = "3:file:$LOG/virtlogd.log"
+CONF
+    cat >"$ETC/libvirt.conf" <<CONF
+uri_default = "qemu:///system"
+CONF
+}
+
+# pid of a running daemon from its pid file, or nothing
+daemon_pid() {
+    pidfile="$RUN/$1.pid"
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+       grep -q "$1" "/proc/$pid/cmdline" 2>/dev/null; then
+        echo "$pid"
+    fi
+}
+
+wait_gone() {
+    for _ in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
+start_one() {
+    name=$1
+    pid=$(daemon_pid "$name")
+    if [ -n "$pid" ] && [ "$MESON_DIR/src/$name" -nt "$RUN/$name.pid" ]; then
+        echo "run: $name was rebuilt, restarting it" >&2
+        kill "$pid"
+        wait_gone "$pid"
+        pid=""
+    fi
+    [ -z "$pid" ] || return 0
+    rm -f "$RUN/$name.pid"
+    "$MESON_DIR/src/$name" --daemon --config "$ETC/$name.conf" --pid-file "$RUN/$name.pid" \
+        </dev/null >/dev/null 2>&1 9>&- ||
+        die "$name failed to start; see $LOG/$name.log"
+    for _ in $(seq 1 100); do
+        [ -S "$RUN/libvirt/$name-sock" ] && [ -n "$(daemon_pid "$name")" ] && return 0
+        sleep 0.1
+    done
+    die "$name did not come up; see $LOG/$name.log"
+}
+
+start() {
+    write_config
+    start_one virtlogd
+    start_one virtqemud
+}
+
+stop() {
+    pid=$(daemon_pid virtqemud)
+    if [ -n "$pid" ]; then
+        for dom in $("$MESON_DIR/tools/virsh" -q list --name 2>/dev/null); do
+            "$MESON_DIR/tools/virsh" -q destroy "$dom" >/dev/null 2>&1 || true
+        done
+        kill "$pid"
+        wait_gone "$pid"
+    fi
+    # QEMU processes left behind by a daemon that died.
+    for pidfile in "$QEMU_RUN"/*.pid; do
+        [ -f "$pidfile" ] || continue
+        qpid=$(cat "$pidfile")
+        if [ -n "$qpid" ] && grep -q qemu "/proc/$qpid/cmdline" 2>/dev/null; then
+            kill "$qpid" 2>/dev/null || true
+            wait_gone "$qpid"
+        fi
+        rm -f "$pidfile"
+    done
+    pid=$(daemon_pid virtlogd)
+    if [ -n "$pid" ]; then
+        kill "$pid"
+        wait_gone "$pid"
+    fi
+}
+
+mkdir -p "$RUN"
+exec 9>"$RUN/daemon.lock"
+flock 9
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) die "usage: daemon.sh start|stop" ;;
+esac

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Regenerate patches/ from the commits in build/libvirt on top of pristine
+# libvirt, leaving out the new files (they live in this repository).
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+[ -d "$SRC_DIR/.git" ] || die "no assembled tree in build/libvirt; run 'make build' first"
+git -C "$SRC_DIR" diff --quiet HEAD -- . ||
+    die "build/libvirt has uncommitted changes; commit them there first"
+
+excludes=$(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files")
+tmp=$(mktemp -d)
+git -C "$SRC_DIR" format-patch -q --no-signature --zero-commit --no-numbered \
+    -o "$tmp" pristine..HEAD -- . $excludes
+mkdir -p "$ROOT/patches"
+rm -f "$ROOT"/patches/*.patch
+mv "$tmp"/*.patch "$ROOT/patches/" 2>/dev/null || true
+rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
+
+git -C "$SRC_DIR" update-ref refs/project/applied HEAD
+cat "$ROOT"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1 >"$SRC_DIR/.git/project-patches.sha"
+ls "$ROOT/patches"

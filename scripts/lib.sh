@@ -1,0 +1,36 @@
+# Shared settings of the project's scripts.  Sourced, never run.
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+while [ ! -f "$ROOT/scripts/lib.sh" ]; do
+    ROOT=$(dirname "$ROOT")
+done
+BUILD_DIR="$ROOT/build"
+SRC_DIR="$BUILD_DIR/libvirt"          # assembled tree (git: pristine + series)
+MESON_DIR="$BUILD_DIR/meson"          # meson/ninja build directory
+PREFIX="$BUILD_DIR/root"              # private prefix: config, state, sockets
+CACHE_DIR=${CACHE_DIR:-/var/cache/libvirt-templates}
+
+LIBVIRT_VERSION=9.0.0
+LIBVIRT_TARBALL="libvirt_${LIBVIRT_VERSION}.orig.tar.xz"
+LIBVIRT_SHA256=deca5cff1b7baac297bca9663907c61f71a47183371dc7ac019c107806d5435a
+
+# Files this repository adds to libvirt, at their libvirt paths.  Everything
+# under these folders except the project's own tooling is linked in.
+NEW_FILES_DIRS="src docs tests po include tools"
+
+die() {
+    echo "$(basename "$0"): $*" >&2
+    exit 1
+}
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "must run as root (the daemon runs QEMU and needs /var/cache)"
+}
+
+# List the repository's new libvirt files, relative to $ROOT.  The project's
+# own tests (e2e, guest, unit) are not libvirt files.
+list_new_files() {
+    (cd "$ROOT" && git ls-files --cached --others --exclude-standard -- $NEW_FILES_DIRS |
+        grep -v -e '^tests/e2e/' -e '^tests/guest/' -e '^tests/unit/' |
+        while read -r f; do [ -f "$f" ] && echo "$f"; done)
+}

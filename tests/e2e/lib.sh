@@ -1,0 +1,52 @@
+# Helpers of the end-to-end tests.  Sourced by tests/e2e/*.sh.
+
+. "$(dirname "$0")/../../scripts/lib.sh"
+
+E2E_DIR="$BUILD_DIR/e2e"
+mkdir -p "$E2E_DIR"
+
+virsh() {
+    "$ROOT/run" virsh "$@"
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# wait_for_line FILE REGEX SECONDS: print the first line of FILE matching
+# REGEX (extended), failing when none shows up in time.
+wait_for_line() {
+    _deadline=$(( $(date +%s) + $3 ))
+    while [ "$(date +%s)" -le "$_deadline" ]; do
+        if _line=$(tr -d '\r' <"$1" 2>/dev/null | grep -E -m 1 -- "$2"); then
+            echo "$_line"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "timed out after $3 s waiting for /$2/ in $1; it ends with:" >&2
+    tail -n 5 "$1" >&2 2>/dev/null || true
+    return 1
+}
+
+# PIDs of QEMU processes running the domain NAME.
+qemu_pids() {
+    pgrep -f -- "qemu-system-.* -name guest=$1," || true
+}
+
+# domxml NAME [domxml.sh options]: write the guest's XML, its console log
+# in $E2E_DIR/NAME.console; prints the XML file's path.
+domxml() {
+    _name=$1
+    shift
+    rm -f "$E2E_DIR/$_name.console"
+    "$ROOT/tests/guest/domxml.sh" "$_name" "$E2E_DIR/$_name.console" "$@" >"$E2E_DIR/$_name.xml"
+    echo "$E2E_DIR/$_name.xml"
+}
+
+# Destroy and undefine whatever the test left behind.
+cleanup_domain() {
+    virsh destroy "$1" >/dev/null 2>&1 || true
+    virsh undefine "$1" >/dev/null 2>&1 || true
+}

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Print the domain XML of the test guest.
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N]
+# The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
+# much RAM with pseudo-random data at boot.
+set -eu
+. "$(dirname "$0")/../../scripts/lib.sh"
+
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N]"
+name=$1
+console=$2
+shift 2
+memory=256
+fill=0
+vcpus=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --memory) memory=$2; shift 2 ;;
+        --fill) fill=$2; shift 2 ;;
+        --vcpus) vcpus=$2; shift 2 ;;
+        *) die "unknown option '$1'" ;;
+    esac
+done
+
+guest=$("$(dirname "$0")/build.sh")
+cat <<XML
+<domain type='qemu'>
+  <name>$name</name>
+  <memory unit='MiB'>$memory</memory>
+  <vcpu>$vcpus</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$guest/vmlinuz</kernel>
+    <initrd>$guest/initrd.img</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='file'>
+      <source path='$console'/>
+      <target port='0'/>
+    </serial>
+    <console type='file'>
+      <source path='$console'/>
+      <target type='serial' port='0'/>
+    </console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
