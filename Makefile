@@ -4,7 +4,7 @@
 .PHONY: demo check build guest patches stop
 
 demo: build guest
-	./tests/e2e/demo.sh
+	./scripts/demo.sh
 
 check: build guest
 	./tests/run-all.sh

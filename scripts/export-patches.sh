@@ -1,8 +1,11 @@
 #!/bin/sh
 # Regenerate patches/ from the commits in build/libvirt on top of pristine
 # libvirt, leaving out the new files (they live in this repository).
+#   export-patches.sh [DIR]   write the series to DIR instead (for checks)
 set -eu
 . "$(dirname "$0")/lib.sh"
+
+out=${1:-}
 
 [ -d "$SRC_DIR/.git" ] || die "no assembled tree in build/libvirt; run 'make build' first"
 git -C "$SRC_DIR" diff --quiet HEAD -- . ||
@@ -12,10 +15,16 @@ excludes=$(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files")
 tmp=$(mktemp -d)
 git -C "$SRC_DIR" format-patch -q --no-signature --zero-commit --no-numbered \
     -o "$tmp" pristine..HEAD -- . $excludes
+if [ -n "$out" ]; then
+    mkdir -p "$out"
+    mv "$tmp"/*.patch "$out/" 2>/dev/null || true
+    rm -rf "$tmp"
+    exit 0
+fi
 mkdir -p "$ROOT/patches"
 rm -f "$ROOT"/patches/*.patch
 mv "$tmp"/*.patch "$ROOT/patches/" 2>/dev/null || true
-rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
+rm -rf "$tmp"
 
 git -C "$SRC_DIR" update-ref refs/project/applied HEAD
 cat "$ROOT"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1 >"$SRC_DIR/.git/project-patches.sha"

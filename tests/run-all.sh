@@ -1,0 +1,63 @@
+#!/bin/sh
+# Run every test of the project: libvirt's own suite on the patched tree
+# (unit and syntax-check), the project's unit tests (tests/unit) and the
+# end-to-end tests (tests/e2e).  Ends with "N passed, N failed[, N skipped]"
+# and exits non-zero on any failure.
+set -u
+. "$(dirname "$0")/../scripts/lib.sh"
+
+LOG_DIR="$BUILD_DIR/test-logs"
+rm -rf "$LOG_DIR"
+mkdir -p "$LOG_DIR"
+passed=0
+failed=0
+skipped=0
+
+echo "== libvirt test suite (meson test)"
+meson test -C "$MESON_DIR" --no-rebuild --num-processes "$(nproc)" \
+    --print-errorlogs >"$LOG_DIR/meson.log" 2>&1
+count() {
+    sed -n "s/^$1: *\([0-9]*\).*/\1/p" "$LOG_DIR/meson.log" | tail -n 1
+}
+ok=$(count Ok)
+if [ -z "$ok" ]; then
+    tail -n 20 "$LOG_DIR/meson.log"
+    echo "meson test did not run; see $LOG_DIR/meson.log"
+    failed=$((failed + 1))
+else
+    mfail=$(( $(count Fail) + $(count 'Unexpected Pass') + $(count Timeout) ))
+    mskip=$(count Skipped)
+    grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|UNEXPECTEDPASS)' "$LOG_DIR/meson.log"
+    echo "libvirt: $ok passed, $mfail failed, $mskip skipped (log: build/test-logs/meson.log)"
+    passed=$((passed + ok + $(count 'Expected Fail')))
+    failed=$((failed + mfail))
+    skipped=$((skipped + mskip))
+fi
+
+# Each test is a script: exit 0 passes, 77 skips, anything else fails.
+for kind in unit e2e; do
+    echo "== $kind tests"
+    for t in "$ROOT"/tests/$kind/test-*.sh; do
+        [ -x "$t" ] || continue
+        name="$kind/$(basename "$t" .sh)"
+        log="$LOG_DIR/$kind-$(basename "$t" .sh).log"
+        start=$(date +%s)
+        "$t" >"$log" 2>&1 </dev/null
+        rc=$?
+        secs=$(( $(date +%s) - start ))
+        case $rc in
+            0) echo "PASS $name (${secs}s)"; passed=$((passed + 1)) ;;
+            77) echo "SKIP $name: $(tail -n 1 "$log")"; skipped=$((skipped + 1)) ;;
+            *) echo "FAIL $name (${secs}s), last lines of $log:"
+               tail -n 10 "$log" | sed 's/^/    /'
+               failed=$((failed + 1)) ;;
+        esac
+    done
+done
+
+"$ROOT/run" --stop
+
+summary="$passed passed, $failed failed"
+[ "$skipped" = 0 ] || summary="$summary, $skipped skipped"
+echo "$summary"
+[ "$failed" = 0 ]
