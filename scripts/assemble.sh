@@ -40,12 +40,10 @@ sync_new_files() {
     list="$SRC_DIR/.git/project-new-files"
     new=$(mktemp)
     list_new_files | sort >"$new"
-    changed=0
     while read -r f; do
         if ! cmp -s "$ROOT/$f" "$SRC_DIR/$f"; then
             mkdir -p "$(dirname "$SRC_DIR/$f")"
             cp "$ROOT/$f" "$SRC_DIR/$f"
-            changed=1
         fi
     done <"$new"
     removed=""
@@ -54,16 +52,15 @@ sync_new_files() {
         for f in $removed; do
             rm -f "$SRC_DIR/$f"
         done
-        [ -z "$removed" ] || changed=1
     fi
     mv "$new" "$list"
-    [ "$changed" = 1 ] || return 0
     # Stage exactly these paths: edits to libvirt files belong to patches.
     paths="$(cat "$list") $removed"
     [ -z "${paths# }" ] || git_src add -A -- $paths
-    if ! git_src diff --cached --quiet; then
+    # Commit only these paths, whatever else is staged in the tree.
+    if [ -n "${paths# }" ] && ! git_src diff --cached --quiet -- $paths; then
         git_src commit -q -m "project: new files of the series" \
-            -m "Managed by scripts/assemble.sh; not exported to patches/."
+            -m "Managed by scripts/assemble.sh; not exported to patches/." -- $paths
     fi
 }
 

@@ -1,23 +1,33 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
-# much RAM with pseudo-random data at boot.
+# much RAM with pseudo-random data at boot; --template gives it template
+# memory (a template producer).
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--template]"
 name=$1
 console=$2
 shift 2
 memory=256
 fill=0
 vcpus=1
+backing=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --memory) memory=$2; shift 2 ;;
         --fill) fill=$2; shift 2 ;;
         --vcpus) vcpus=$2; shift 2 ;;
+        --template)
+            backing="
+  <memoryBacking>
+    <source type='file'/>
+    <access mode='shared'/>
+    <template/>
+  </memoryBacking>"
+            shift ;;
         *) die "unknown option '$1'" ;;
     esac
 done
@@ -26,7 +36,7 @@ guest=$("$(dirname "$0")/build.sh")
 cat <<XML
 <domain type='qemu'>
   <name>$name</name>
-  <memory unit='MiB'>$memory</memory>
+  <memory unit='MiB'>$memory</memory>$backing
   <vcpu>$vcpus</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
