@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "qemu_template.h"
+#include "qemu_migration_params.h"
 #include "virfile.h"
 #include "virlog.h"
 
@@ -134,4 +135,27 @@ qemuTemplateMemoryRemove(const virDomainDef *def,
     if (rmdir(def->mem.tmpl->path) < 0 && errno != ENOENT && errno != ENOTEMPTY)
         VIR_WARN("Unable to remove template memory directory '%s': %s",
                  def->mem.tmpl->path, g_strerror(errno));
+}
+
+
+/**
+ * qemuTemplateCloneSetIgnoreShared:
+ * @vm: clone, started with an incoming migration
+ * @asyncJob: the job starting it
+ *
+ * A template's device state was saved with x-ignore-shared, and QEMU only
+ * loads it with the same capability set. Call before migrate-incoming.
+ *
+ * Returns 0 on success, -1 with an error reported.
+ */
+int
+qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,
+                                 virDomainAsyncJob asyncJob)
+{
+    g_autoptr(qemuMigrationParams) migParams = qemuMigrationParamsNew();
+
+    if (qemuMigrationParamsSetIgnoreShared(migParams, vm) < 0)
+        return -1;
+
+    return qemuMigrationParamsApply(vm, asyncJob, migParams, 0);
 }

@@ -34,3 +34,7 @@ qemuTemplateMemoryFiles(const virDomainDef *def,
 void
 qemuTemplateMemoryRemove(const virDomainDef *def,
                          virQEMUCaps *qemuCaps);
+
+int
+qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,
+                                 virDomainAsyncJob asyncJob);
