@@ -38,3 +38,30 @@ qemuTemplateMemoryRemove(const virDomainDef *def,
 int
 qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,
                                  virDomainAsyncJob asyncJob);
+
+char *
+qemuTemplateImagePath(const virDomainDef *def);
+
+int
+qemuTemplateLoad(virDomainObj *vm,
+                 void *opaque);
+
+int
+qemuTemplateDiscard(virQEMUDriver *driver,
+                    virDomainObj *vm);
+
+int
+qemuTemplateCreate(virQEMUDriver *driver,
+                   virDomainObj *vm);
+
+typedef int (*qemuTemplateEnsureACL)(virConnectPtr conn,
+                                     virDomainDef *def);
+
+virDomainPtr
+qemuTemplateClone(virConnectPtr conn,
+                  virQEMUDriver *driver,
+                  virDomainObj *tmpl,
+                  const char *name,
+                  const char *dxml,
+                  unsigned int flags,
+                  qemuTemplateEnsureACL ensureACL);
