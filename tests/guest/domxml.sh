@@ -36,6 +36,7 @@ guest=$("$(dirname "$0")/build.sh")
 cat <<XML
 <domain type='qemu'>
   <name>$name</name>
+  <genid/>
   <memory unit='MiB'>$memory</memory>$backing
   <vcpu>$vcpus</vcpu>
   <os>
@@ -44,6 +45,9 @@ cat <<XML
     <initrd>$guest/initrd.img</initrd>
     <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill</cmdline>
   </os>
+  <features>
+    <acpi/>
+  </features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>

@@ -1,0 +1,146 @@
+#!/bin/sh
+# The template contract through ./run virsh with real QEMU: template-create,
+# clones that continue from the template point, RAM files untouched by
+# clones, lifecycle rules, bad input, and a daemon restart.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-tmpl
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+console="$E2E_DIR/$tmpl.console"
+clones="$tmpl-clone-1 $tmpl-clone-2 e2e-named-clone"
+cleanup() {
+    for c in $clones; do
+        virsh destroy "$c" >/dev/null 2>&1 || true
+    done
+    virsh destroy $tmpl >/dev/null 2>&1 || true
+    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cleanup
+
+# expect_error LABEL MESSAGE CMD...: CMD fails with MESSAGE in its output.
+expect_error() {
+    _label=$1 _msg=$2
+    shift 2
+    if _out=$("$@" 2>&1); then
+        fail "$_label: succeeded"
+    fi
+    echo "$_out" | grep -qF -- "$_msg" || fail "$_label: unexpected message: $_out"
+    echo "refused ($_label): $(echo "$_out" | tail -n 1)"
+}
+
+field() {
+    echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"
+}
+
+xml=$(domxml $tmpl --memory 256 --fill 32 --template)
+virsh define "$xml" >/dev/null
+
+expect_error "template-create of a shut-off domain" "domain is not running" \
+    virsh template-create $tmpl
+expect_error "clone of a domain that is not a template" "is not a template" \
+    virsh clone-from-template $tmpl
+
+virsh start $tmpl >/dev/null
+wait_for_line "$console" '^HEARTBEAT n=2 ' 120 >/dev/null || fail "the template did not come up"
+virsh template-create $tmpl >/dev/null || fail "template-create failed"
+last=$(tr -d '\r' <"$console" | grep '^HEARTBEAT' | tail -n 1)
+tn=$(field n "$last")
+tsum=$(field sum "$last")
+echo "template stopped after: $last"
+
+[ -f "$dir/template.save" ] || fail "no template image in $dir"
+[ ! -e "$dir/template.save.partial" ] || fail "a partial image is left"
+[ -z "$(qemu_pids $tmpl)" ] || fail "the template's QEMU still runs"
+virsh list --all --template --name | grep -qx $tmpl || fail "list --template does not show $tmpl"
+virsh dominfo $tmpl | grep -Eq '^Template: +yes' || fail "dominfo does not say Template: yes"
+ram_sum=$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)
+image_kib=$(du -k "$dir/template.save" | cut -f1)
+echo "template image: $image_kib KiB for 256 MiB of RAM"
+
+expect_error "a second template-create" "domain is not running" virsh template-create $tmpl
+expect_error "start of a template" "holds a template" virsh start $tmpl
+expect_error "undefine of a template" "--remove-template" virsh undefine $tmpl
+expect_error "rename of a template" "can't be renamed" virsh domrename $tmpl e2e-renamed
+expect_error "restore of a template image" "is a template image" virsh restore "$dir/template.save"
+expect_error "--count 0" "--count must be between 1 and 1024" virsh clone-from-template $tmpl --count 0
+expect_error "huge --count" "--count must be between 1 and 1024" virsh clone-from-template $tmpl --count 100000
+
+# Broken template files: refused before QEMU starts, template intact.
+mv "$dir/pc.ram" "$dir/pc.ram.keep"
+expect_error "missing RAM file" "template RAM file '$dir/pc.ram' is not usable" \
+    virsh clone-from-template $tmpl
+truncate -s 1M "$dir/pc.ram"
+expect_error "RAM file of the wrong size" "has 1048576 bytes, the template needs 268435456" \
+    virsh clone-from-template $tmpl
+mv "$dir/pc.ram.keep" "$dir/pc.ram"
+cp "$dir/template.save" "$E2E_DIR/template.save.keep"
+head -c 4096 /dev/urandom >"$dir/template.save"
+expect_error "corrupt template image" "image magic is incorrect" virsh clone-from-template $tmpl
+head -c 100 "$E2E_DIR/template.save.keep" >"$dir/template.save"
+expect_error "truncated template image" "failed to read" virsh clone-from-template $tmpl
+cp "$E2E_DIR/template.save.keep" "$dir/template.save"
+if virsh list --name | grep -q "^e2e-"; then
+    fail "a domain runs after refused clones: $(virsh list --name)"
+fi
+
+# Two clones with default names, and one named.
+names=$(virsh clone-from-template $tmpl --count 2) || fail "clone-from-template --count 2 failed"
+[ "$(echo $names)" = "$tmpl-clone-1 $tmpl-clone-2" ] || fail "unexpected clone names: $names"
+virsh clone-from-template $tmpl --name e2e-named-clone >/dev/null || fail "named clone failed"
+expect_error "a name in use" "already exists" virsh clone-from-template $tmpl --name e2e-named-clone
+
+rands=""
+genids=""
+tmpl_genid=$(virsh dumpxml $tmpl | sed -n 's|.*<genid>\(.*\)</genid>.*|\1|p')
+for c in $clones; do
+    cc="$E2E_DIR/$c.console"
+    [ -f "$cc" ] || fail "$c has no console file of its own ($cc)"
+    # A heartbeat after a full re-read of the data in the clone.
+    beat=$(wait_for_line "$cc" '^HEARTBEAT .* checks=[1-9]' 60) || fail "$c: no verified heartbeat"
+    n=$(field n "$beat")
+    [ "$n" -gt "$tn" ] || fail "$c: counter $n does not continue the template's $tn"
+    [ "$(field sum "$beat")" = "$tsum" ] || fail "$c: checksum $(field sum "$beat") differs from the template's $tsum"
+    first=$(tr -d '\r' <"$cc" | grep -m 1 '^HEARTBEAT')
+    [ "$(field n "$first")" = $((tn + 1)) ] || fail "$c: first heartbeat is '$first', expected n=$((tn + 1))"
+    if tr -d '\r' <"$cc" | grep -q '^GUEST-READY'; then
+        fail "$c booted instead of resuming"
+    fi
+    rands="$rands $(field rand "$beat")"
+    virsh dominfo $c | grep -Eq '^Persistent: +no' || fail "$c is not transient"
+    virsh domuuid $c | grep -qv "$(virsh domuuid $tmpl)" || fail "$c has the template's UUID"
+    genid=$(virsh dumpxml $c | sed -n 's|.*<genid>\(.*\)</genid>.*|\1|p')
+    [ -n "$genid" ] && [ "$genid" != "$tmpl_genid" ] || fail "$c has genid '$genid', the template '$tmpl_genid'"
+    genids="$genids $genid"
+    echo "$c: $beat"
+done
+[ "$(echo $rands | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones' random bytes repeat: $rands"
+[ "$(echo $genids | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones share a genid: $genids"
+
+# Daemon restart: clones reconnected, template still a template.
+kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
+while [ -S "$PREFIX/var/run/libvirt/virtqemud-sock" ] && pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
+    sleep 0.1
+done
+for c in $clones; do
+    [ "$(virsh domstate $c)" = running ] || fail "$c is not running after a daemon restart"
+done
+virsh list --all --template --name | grep -qx $tmpl || fail "$tmpl is no template after a daemon restart"
+echo "daemon restarted: clones running, template kept"
+
+for c in $clones; do
+    virsh destroy $c >/dev/null || fail "destroy of $c failed"
+done
+[ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] ||
+    fail "the template's RAM file changed while clones ran"
+virsh clone-from-template $tmpl --paused --name e2e-named-clone >/dev/null || fail "clone after restart failed"
+[ "$(virsh domstate e2e-named-clone)" = paused ] || fail "--paused clone is not paused"
+virsh destroy e2e-named-clone >/dev/null
+
+virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+[ ! -e "$dir/pc.ram" ] && [ ! -e "$dir/template.save" ] || fail "template files left after undefine"
+for c in $tmpl $clones; do
+    [ -z "$(qemu_pids $c)" ] || fail "QEMU of $c still runs"
+done
+echo "PASS: template created, 3 clones resumed from it, lifecycle and bad input refused"
