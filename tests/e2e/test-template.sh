@@ -98,7 +98,7 @@ for c in $clones; do
     cc="$E2E_DIR/$c.console"
     [ -f "$cc" ] || fail "$c has no console file of its own ($cc)"
     # A heartbeat after a full re-read of the data in the clone.
-    beat=$(wait_for_line "$cc" '^HEARTBEAT .* checks=[1-9]' 60) || fail "$c: no verified heartbeat"
+    beat=$(wait_for_line "$cc" '^HEARTBEAT .* checks=[1-9][0-9]* rand=[0-9a-f]{16}$' 60) || fail "$c: no verified heartbeat"
     n=$(field n "$beat")
     [ "$n" -gt "$tn" ] || fail "$c: counter $n does not continue the template's $tn"
     [ "$(field sum "$beat")" = "$tsum" ] || fail "$c: checksum $(field sum "$beat") differs from the template's $tsum"
