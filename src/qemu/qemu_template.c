@@ -520,6 +520,8 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
         if (!(abi = qemuDomainDefCopy(driver, NULL, def,
                                       VIR_DOMAIN_XML_MIGRATABLE)))
             return NULL;
+        g_free(abi->name);
+        abi->name = g_strdup(tmplDef->name);
         memcpy(abi->uuid, tmplDef->uuid, VIR_UUID_BUFLEN);
         memcpy(abi->genid, tmplDef->genid, VIR_UUID_BUFLEN);
         if (!virDomainDefCheckABIStability(tmplDef, abi, driver->xmlopt))

@@ -9,8 +9,9 @@ tmpl=e2e-tmpl
 dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
 console="$E2E_DIR/$tmpl.console"
 clones="$tmpl-clone-1 $tmpl-clone-2 e2e-named-clone"
+all_clones="$clones e2e-xml-clone e2e-race-clone"
 cleanup() {
-    for c in $clones; do
+    for c in $all_clones; do
         virsh destroy "$c" >/dev/null 2>&1 || true
     done
     virsh destroy $tmpl >/dev/null 2>&1 || true
@@ -44,7 +45,15 @@ expect_error "clone of a domain that is not a template" "is not a template" \
 
 virsh start $tmpl >/dev/null
 wait_for_line "$console" '^HEARTBEAT n=2 ' 120 >/dev/null || fail "the template did not come up"
-virsh template-create $tmpl >/dev/null || fail "template-create failed"
+# Two template-create at once: one makes the template, the other is refused.
+virsh template-create $tmpl >"$E2E_DIR/create1.out" 2>&1 &
+virsh template-create $tmpl >"$E2E_DIR/create2.out" 2>&1 &
+wait
+ok=$(grep -l "is now a template" "$E2E_DIR"/create[12].out | wc -l)
+[ "$ok" = 1 ] || fail "$ok of two concurrent template-create succeeded: $(cat "$E2E_DIR"/create[12].out)"
+grep -hE "domain is not running|already holds a template|cannot acquire state change lock" \
+    "$E2E_DIR"/create[12].out >/dev/null || fail "unexpected refusal: $(cat "$E2E_DIR"/create[12].out)"
+echo "concurrent template-create: one template, $(grep -h 'error:' "$E2E_DIR"/create[12].out | tail -n 1)"
 last=$(tr -d '\r' <"$console" | grep '^HEARTBEAT' | tail -n 1)
 tn=$(field n "$last")
 tsum=$(field sum "$last")
@@ -118,6 +127,27 @@ done
 [ "$(echo $rands | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones' random bytes repeat: $rands"
 [ "$(echo $genids | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones share a genid: $genids"
 
+# A clone from full XML: the template's own XML with another name is taken
+# as a clone (private memory) even though it says 'shared'; changing the
+# guest ABI is refused.
+virsh dumpxml --inactive $tmpl | sed -e "s|<name>$tmpl</name>|<name>e2e-xml-clone</name>|" \
+    -e '/<uuid>/d' -e "s|$tmpl.console|e2e-xml-clone.console|g" >"$E2E_DIR/xml-clone.xml"
+sed 's|<memory unit=.KiB.>262144</memory>|<memory unit="KiB">524288</memory>|;
+     s|<currentMemory unit=.KiB.>262144</currentMemory>|<currentMemory unit="KiB">524288</currentMemory>|' \
+    "$E2E_DIR/xml-clone.xml" >"$E2E_DIR/xml-clone-bigger.xml"
+grep -q 524288 "$E2E_DIR/xml-clone-bigger.xml" || fail "could not make a bigger clone XML"
+expect_error "--xml changing the memory size" "does not match source" \
+    virsh clone-from-template $tmpl --xml "$E2E_DIR/xml-clone-bigger.xml"
+sed 's|<vcpu placement=.static.>1</vcpu>|<vcpu placement="static">2</vcpu>|' \
+    "$E2E_DIR/xml-clone.xml" >"$E2E_DIR/xml-clone-vcpus.xml"
+expect_error "--xml changing the vCPUs" "does not match source" \
+    virsh clone-from-template $tmpl --xml "$E2E_DIR/xml-clone-vcpus.xml"
+virsh clone-from-template $tmpl --xml "$E2E_DIR/xml-clone.xml" >/dev/null || fail "clone from XML failed"
+virsh dumpxml e2e-xml-clone | grep -q "<access mode='private'/>" || fail "the XML clone's memory is not private"
+wait_for_line "$E2E_DIR/e2e-xml-clone.console" '^HEARTBEAT' 60 >/dev/null || fail "the XML clone does not run"
+virsh destroy e2e-xml-clone >/dev/null
+echo "clone from XML: private memory, running; ABI changes refused"
+
 # Daemon restart: clones reconnected, template still a template.
 kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
 while [ -S "$PREFIX/var/run/libvirt/virtqemud-sock" ] && pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
@@ -138,9 +168,22 @@ virsh clone-from-template $tmpl --paused --name e2e-named-clone >/dev/null || fa
 [ "$(virsh domstate e2e-named-clone)" = paused ] || fail "--paused clone is not paused"
 virsh destroy e2e-named-clone >/dev/null
 
+# A clone started while the template is undefined: either the clone comes
+# first and runs, or it is refused; never a half-started clone.
+virsh clone-from-template $tmpl --name e2e-race-clone >"$E2E_DIR/race.out" 2>&1 &
 virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+wait
+if grep -q e2e-race-clone "$E2E_DIR/race.out"; then
+    [ "$(virsh domstate e2e-race-clone)" = running ] || fail "the racing clone is not running"
+    virsh destroy e2e-race-clone >/dev/null
+    echo "clone during undefine: the clone came first and ran"
+else
+    grep -qE "is not a template|failed to get domain|Domain not found" "$E2E_DIR/race.out" ||
+        fail "unexpected error of the racing clone: $(cat "$E2E_DIR/race.out")"
+    echo "clone during undefine: refused, $(grep error: "$E2E_DIR/race.out" | tail -n 1)"
+fi
 [ ! -e "$dir/pc.ram" ] && [ ! -e "$dir/template.save" ] || fail "template files left after undefine"
-for c in $tmpl $clones; do
+for c in $tmpl $all_clones; do
     [ -z "$(qemu_pids $c)" ] || fail "QEMU of $c still runs"
 done
 echo "PASS: template created, 3 clones resumed from it, lifecycle and bad input refused"
