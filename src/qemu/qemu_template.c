@@ -243,7 +243,8 @@ qemuTemplateDiscard(virQEMUDriver *driver,
 
 
 /* Until disks become linked clones and NICs are hot-plugged into clones,
- * clones would share a writable image or a MAC address. */
+ * clones would share a writable image or a MAC address; NVRAM and TPM
+ * state would be shared the same way. */
 static int
 qemuTemplateCreateCheckDevices(const virDomainDef *def)
 {
@@ -264,6 +265,20 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
                        _("templates with network interfaces are not supported: "
                          "every clone would have the same MAC address"));
+        return -1;
+    }
+
+    if (def->os.loader && def->os.loader->nvram) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("templates with UEFI variable stores are not supported: "
+                         "every clone would write the same NVRAM file"));
+        return -1;
+    }
+
+    if (def->ntpms > 0) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("templates with a TPM are not supported: every clone "
+                         "would share its state"));
         return -1;
     }
 
