@@ -1,25 +1,28 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--template]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
-# much RAM with pseudo-random data at boot; --template gives it template
+# much RAM with pseudo-random data at boot; --period sets the seconds
+# between heartbeats; --template gives it template
 # memory (a template producer).
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--template]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--template]"
 name=$1
 console=$2
 shift 2
 memory=256
 fill=0
 vcpus=1
+period=1
 backing=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --memory) memory=$2; shift 2 ;;
         --fill) fill=$2; shift 2 ;;
         --vcpus) vcpus=$2; shift 2 ;;
+        --period) period=$2; shift 2 ;;
         --template)
             backing="
   <memoryBacking>
@@ -43,7 +46,7 @@ cat <<XML
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$guest/vmlinuz</kernel>
     <initrd>$guest/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill guest.period=$period</cmdline>
   </os>
   <features>
     <acpi/>
