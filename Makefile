@@ -1,7 +1,7 @@
 # The two commands of this project: 'make demo' and 'make check'.
 # Everything else is a step of these.
 
-.PHONY: demo check build guest patches stop
+.PHONY: demo check build guest patches stop bench
 
 demo: build guest
 	./scripts/demo.sh
@@ -22,3 +22,7 @@ patches:
 
 stop:
 	./run --stop
+
+# Benchmarks (not tests): bench/README.md.
+bench: build guest
+	./bench/run.sh

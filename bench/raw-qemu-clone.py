@@ -51,7 +51,7 @@ def qemu(workdir, name, memory, share, kernel, initrd, fill, period, incoming):
                                    "share": share, "size": memory << 20}),
             "-m", str(memory), "-nodefaults", "-display", "none", "-no-user-config",
             "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 quiet panic=-1 guest.fill=%d guest.period=%s"
+            "-append", "console=ttyS0 quiet panic=-1 guest.fill=%d guest.period=%s guest.verify=0"
             % (fill, period),
             "-serial", "file:" + console,
             "-qmp", "unix:%s/%s.qmp,server=on,wait=off" % (workdir, name)]

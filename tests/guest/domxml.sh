@@ -1,14 +1,15 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--template]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
-# between heartbeats; --template gives it template
+# between heartbeats; --no-verify stops the background re-reading of that
+# data (for benchmarks); --template gives it template
 # memory (a template producer).
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--template]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--template]"
 name=$1
 console=$2
 shift 2
@@ -16,6 +17,7 @@ memory=256
 fill=0
 vcpus=1
 period=1
+verify=1
 backing=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
         --fill) fill=$2; shift 2 ;;
         --vcpus) vcpus=$2; shift 2 ;;
         --period) period=$2; shift 2 ;;
+        --no-verify) verify=0; shift ;;
         --template)
             backing="
   <memoryBacking>
@@ -46,7 +49,7 @@ cat <<XML
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$guest/vmlinuz</kernel>
     <initrd>$guest/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill guest.period=$period</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill guest.period=$period guest.verify=$verify</cmdline>
   </os>
   <features>
     <acpi/>
