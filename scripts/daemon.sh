@@ -63,8 +63,8 @@ start_one() {
     pid=$(daemon_pid "$name")
     # The drivers are modules: a rebuilt driver does not relink the daemon.
     if [ -n "$pid" ] &&
-       [ -n "$(find "$MESON_DIR/src/$name" "$MESON_DIR/src" -maxdepth 1 \
-               \( -name "$name" -o -name '*.so' \) -newer "$RUN/$name.pid" -print -quit)" ]; then
+       [ -n "$(find "$MESON_DIR/src" -maxdepth 1 \( -name "$name" -o -name '*.so' \) \
+               -newer "$RUN/$name.pid" -print -quit)" ]; then
         echo "run: $name was rebuilt, restarting it" >&2
         kill "$pid"
         wait_gone "$pid"

@@ -29,21 +29,12 @@ trap cleanup EXIT
 ms() {
     date +%s%3N
 }
-# wait_line FILE REGEX: wait up to 300 s for a line, print it
-wait_line() {
-    _end=$(( $(date +%s) + 300 ))
-    until _l=$(tr -d '\r' <"$1" 2>/dev/null | grep -E -m 1 "$2"); do
-        [ "$(date +%s)" -lt "$_end" ] || die "no line matching '$2' in $1"
-        sleep 0.02
-    done
-    echo "$_l"
-}
-field() {
-    echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"
-}
-# smaps KEY PID: sum of KEY over the process's mappings, in MiB
+# smaps PID KEY...: sum of the KEYs in the process's smaps_rollup, in MiB
 smaps() {
-    awk -v k="$1:" '$1 == k { s += $2 } END { printf "%.1f", s / 1024 }' "/proc/$2/smaps_rollup"
+    _pid=$1
+    shift
+    awk -v keys=" $* " 'index(keys, " " substr($1, 1, length($1) - 1) " ") { s += $2 }
+        END { printf "%.1f", s / 1024 }' "/proc/$_pid/smaps_rollup"
 }
 
 cleanup >/dev/null 2>&1
@@ -56,9 +47,9 @@ virsh define "$work/$tmpl.xml" >/dev/null
 echo "demo: cold boot of $tmpl ($memory MiB RAM, $fill MiB filled at boot, TCG)"
 t0=$(ms)
 virsh start "$tmpl" >/dev/null
-wait_line "$work/$tmpl.console" '^GUEST-READY' >/dev/null
+wait_for_line "$work/$tmpl.console" '^GUEST-READY' 300 >/dev/null
 boot=$(( $(ms) - t0 ))
-wait_line "$work/$tmpl.console" '^HEARTBEAT n=2 ' >/dev/null
+wait_for_line "$work/$tmpl.console" '^HEARTBEAT n=2 ' 300 >/dev/null
 
 t0=$(ms)
 virsh template-create "$tmpl" >/dev/null
@@ -77,8 +68,8 @@ tsum=$(field sum "$last")
 tn=$(field n "$last")
 for i in $(seq 1 "$nclones"); do
     c="$tmpl-clone-$i"
-    first=$(wait_line "$work/$c.console" '^HEARTBEAT')
-    checked=$(wait_line "$work/$c.console" '^HEARTBEAT .* checks=[1-9][0-9]* rand=[0-9a-f]{16}$')
+    first=$(wait_for_line "$work/$c.console" '^HEARTBEAT' 300)
+    checked=$(wait_for_line "$work/$c.console" '^HEARTBEAT .* checks=[1-9][0-9]* rand=[0-9a-f]{16}$' 300)
     [ "$(field n "$first")" = $((tn + 1)) ] || die "$c did not continue the template's counter: $first"
     [ "$(field sum "$checked")" = "$tsum" ] || die "$c's data differs from the template's: $checked"
     echo "  $c: $checked"
@@ -91,10 +82,9 @@ printf '| template-create                       | %9d |           |           | 
 for i in $(seq 1 "$nclones"); do
     c="$tmpl-clone-$i"
     pid=$(cat "$PREFIX/var/run/libvirt/qemu/$c.pid")
-    uss=$(awk '$1 == "Private_Clean:" || $1 == "Private_Dirty:" { s += $2 } END { printf "%.1f", s / 1024 }' "/proc/$pid/smaps_rollup")
-    shared=$(awk '$1 == "Shared_Clean:" || $1 == "Shared_Dirty:" { s += $2 } END { printf "%.1f", s / 1024 }' "/proc/$pid/smaps_rollup")
     eval "t=\$start_$i"
-    printf '| %-37s | %9d | %9s | %9s | %12s |\n' "clone $c" "$t" "$(smaps Pss "$pid")" "$uss" "$shared"
+    printf '| %-37s | %9d | %9s | %9s | %12s |\n' "clone $c" "$t" "$(smaps "$pid" Pss)" \
+        "$(smaps "$pid" Private_Clean Private_Dirty)" "$(smaps "$pid" Shared_Clean Shared_Dirty)"
 done
 echo
 echo "Every clone resumed at heartbeat n=$((tn + 1)) with the template's data checksum $tsum;"

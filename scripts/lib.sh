@@ -34,3 +34,25 @@ list_new_files() {
         grep -v -e '^tests/e2e/' -e '^tests/guest/' -e '^tests/unit/' -e '^tests/run-all.sh$' |
         while read -r f; do [ -f "$f" ] && echo "$f"; done)
 }
+
+# wait_for_line FILE REGEX SECONDS: print the first line of a guest console
+# FILE matching REGEX (extended); fail, showing the file's end, when none
+# shows up in time.
+wait_for_line() {
+    _deadline=$(( $(date +%s) + $3 ))
+    while [ "$(date +%s)" -le "$_deadline" ]; do
+        if _line=$(tr -d '\r' <"$1" 2>/dev/null | grep -E -m 1 -- "$2"); then
+            echo "$_line"
+            return 0
+        fi
+        sleep 0.02
+    done
+    echo "timed out after $3 s waiting for /$2/ in $1; it ends with:" >&2
+    tail -n 5 "$1" >&2 2>/dev/null || true
+    return 1
+}
+
+# field NAME LINE: the value of NAME=... in a guest's heartbeat LINE
+field() {
+    echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"
+}

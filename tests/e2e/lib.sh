@@ -14,22 +14,6 @@ fail() {
     exit 1
 }
 
-# wait_for_line FILE REGEX SECONDS: print the first line of FILE matching
-# REGEX (extended), failing when none shows up in time.
-wait_for_line() {
-    _deadline=$(( $(date +%s) + $3 ))
-    while [ "$(date +%s)" -le "$_deadline" ]; do
-        if _line=$(tr -d '\r' <"$1" 2>/dev/null | grep -E -m 1 -- "$2"); then
-            echo "$_line"
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "timed out after $3 s waiting for /$2/ in $1; it ends with:" >&2
-    tail -n 5 "$1" >&2 2>/dev/null || true
-    return 1
-}
-
 # PIDs of QEMU processes running the domain NAME.
 qemu_pids() {
     pgrep -f -- "qemu-system-.* -name guest=$1," || true

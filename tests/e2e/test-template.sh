@@ -31,10 +31,6 @@ expect_error() {
     echo "refused ($_label): $(echo "$_out" | tail -n 1)"
 }
 
-field() {
-    echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"
-}
-
 xml=$(domxml $tmpl --memory 256 --fill 32 --template)
 virsh define "$xml" >/dev/null
 
