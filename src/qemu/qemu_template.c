@@ -397,6 +397,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
         !(cookie = qemuDomainSaveCookieNew(vm)))
         goto endjob;
     cookie->ignoreShared = true;
+    /* The running template's CPU was verified when it started. */
+    cookie->guestCPUStamp = virQEMUCapsGetGuestCPUStamp(priv->qemuCaps);
 
     /* 0: a raw, uncompressed stream */
     if (!(data = virQEMUSaveDataNew(g_steal_pointer(&xml), cookie, was_running,
