@@ -25,4 +25,4 @@ stop:
 
 # Benchmarks (not tests): bench/README.md.
 bench: build guest
-	./bench/run.sh
+	./bench/bench.py

@@ -6,7 +6,7 @@ set -eu
 die() { echo "install-deps: $*" >&2; exit 1; }
 
 stamp_dir=${CACHE_DIR:-/var/cache/libvirt-templates}
-stamp="$stamp_dir/deps-installed-v1"
+stamp="$stamp_dir/deps-installed-v2"
 [ -e "$stamp" ] && exit 0
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get and the private daemon need it)"
@@ -43,7 +43,7 @@ echo "install-deps: guest, QEMU and test tools"
 run apt-get -y install --no-install-recommends \
     qemu-system-x86 qemu-utils busybox-static cpio xz-utils dpkg-dev \
     git meson ninja-build python3-docutils augeas-tools \
-    procps psmisc socat gzip file ca-certificates
+    procps psmisc socat gzip file ca-certificates python3-matplotlib tini
 rm -f "$log"
 mkdir -p "$stamp_dir"
 touch "$stamp"

@@ -3,7 +3,7 @@
 #   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
-# between heartbeats; --no-verify stops the background re-reading of that
+# between heartbeats; --no-verify never checksums that
 # data (for benchmarks); --template gives it template
 # memory (a template producer).
 set -eu

@@ -3,7 +3,7 @@
 QMP, as in ../shared/DESIGN.md.  The template and its clones are plain
 QEMU processes in a scratch directory: libvirt is not involved at all.
 
-  raw-qemu-clone.py KERNEL INITRD MEMORY_MIB FILL_MIB PERIOD RUNS
+  raw_qemu_clone.py KERNEL INITRD MEMORY_MIB FILL_MIB PERIOD RUNS
 
 Prints one line per clone: milliseconds from spawning QEMU to the guest's
 next heartbeat on its serial console."""
@@ -76,12 +76,11 @@ def wait_line(path, prefix, after=0, timeout=600):
     raise TimeoutError("no %r in %s" % (prefix, path))
 
 
-def main():
-    kernel, initrd, memory, fill, period, runs = sys.argv[1:7]
-    memory, fill, runs = int(memory), int(fill), int(runs)
+def clone_times(kernel, initrd, memory, fill, period, runs):
+    """Boot a template, save it, then yield each clone's start-to-heartbeat ms."""
     with tempfile.TemporaryDirectory(dir="/var/tmp") as workdir:
         proc, qmp, console = qemu(workdir, "template", memory, True, kernel, initrd, fill,
-                                     period, False)
+                                  period, False)
         wait_line(console, "HEARTBEAT n=2 ")
         qmp.cmd("stop")
         qmp.cmd("migrate-set-capabilities",
@@ -102,9 +101,15 @@ def main():
                 time.sleep(0.001)
             qmp.cmd("cont")
             wait_line(console, "HEARTBEAT")
-            print("%.0f" % ((time.monotonic() - start) * 1000), flush=True)
+            yield (time.monotonic() - start) * 1000
             qmp.cmd("quit")
             proc.wait()
+
+
+def main():
+    kernel, initrd, memory, fill, period, runs = sys.argv[1:7]
+    for ms in clone_times(kernel, initrd, int(memory), int(fill), period, int(runs)):
+        print("%.0f" % ms, flush=True)
 
 
 if __name__ == "__main__":
