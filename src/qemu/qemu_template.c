@@ -71,8 +71,8 @@ qemuTemplateIsClone(const virDomainDef *def)
 
 /**
  * qemuTemplateMemoryFiles:
+ * @driver: qemu driver
  * @def: domain definition with template memory
- * @qemuCaps: capabilities of the domain's QEMU
  *
  * Lists the RAM files of @def's template memory: one per RAM backend,
  * named after its id ('ram-nodeN' per NUMA cell, or the machine's
@@ -82,10 +82,11 @@ qemuTemplateIsClone(const virDomainDef *def)
  * reported.
  */
 char **
-qemuTemplateMemoryFiles(const virDomainDef *def,
-                        virQEMUCaps *qemuCaps)
+qemuTemplateMemoryFiles(virQEMUDriver *driver,
+                        const virDomainDef *def)
 {
     size_t ncells = virDomainNumaGetNodeCount(def->numa);
+    g_autoptr(virQEMUCaps) qemuCaps = NULL;
     const char *defaultRAMid;
     g_auto(GStrv) files = NULL;
     size_t i;
@@ -96,6 +97,11 @@ qemuTemplateMemoryFiles(const virDomainDef *def,
             files[i] = g_strdup_printf("%s/ram-node%zu", def->mem.tmpl->path, i);
         return g_steal_pointer(&files);
     }
+
+    /* Not the domain's own capabilities: those of a domain reconnected
+     * after a daemon restart have no machine types. */
+    if (!(qemuCaps = virQEMUCapsCacheLookup(driver->qemuCapsCache, def->emulator)))
+        return NULL;
 
     if (!(defaultRAMid = virQEMUCapsGetMachineDefaultRAMid(qemuCaps,
                                                            def->virtType,
@@ -114,8 +120,8 @@ qemuTemplateMemoryFiles(const virDomainDef *def,
 
 /**
  * qemuTemplateMemoryRemove:
+ * @driver: qemu driver
  * @def: domain definition of a template producer
- * @qemuCaps: capabilities of the domain's QEMU
  *
  * Removes the RAM files of @def's template memory and their directory
  * if that is left empty. Only the files libvirt asked QEMU to create are
@@ -123,13 +129,13 @@ qemuTemplateMemoryFiles(const virDomainDef *def,
  * this runs when the domain stops.
  */
 void
-qemuTemplateMemoryRemove(const virDomainDef *def,
-                         virQEMUCaps *qemuCaps)
+qemuTemplateMemoryRemove(virQEMUDriver *driver,
+                         const virDomainDef *def)
 {
     g_auto(GStrv) files = NULL;
     char **file;
 
-    if (!(files = qemuTemplateMemoryFiles(def, qemuCaps))) {
+    if (!(files = qemuTemplateMemoryFiles(driver, def))) {
         VIR_WARN("Unable to list the template memory files of domain '%s'",
                  def->name);
         return;
@@ -226,7 +232,6 @@ int
 qemuTemplateDiscard(virQEMUDriver *driver,
                     virDomainObj *vm)
 {
-    g_autoptr(virQEMUCaps) qemuCaps = NULL;
     g_autofree char *path = qemuTemplateImagePath(vm->def);
 
     if (unlink(path) < 0 && errno != ENOENT) {
@@ -235,8 +240,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     }
     vm->hasTemplate = false;
 
-    if ((qemuCaps = virQEMUCapsCacheLookup(driver->qemuCapsCache, vm->def->emulator)))
-        qemuTemplateMemoryRemove(vm->def, qemuCaps);
+    qemuTemplateMemoryRemove(driver, vm->def);
 
     return 0;
 }
@@ -303,14 +307,14 @@ qemuTemplateSyncFile(const char *path)
 /* The RAM files and the image must be on disk before the image is published:
  * a clone must never see a template whose RAM is not all there. */
 static int
-qemuTemplateSync(virDomainObj *vm,
+qemuTemplateSync(virQEMUDriver *driver,
+                 virDomainObj *vm,
                  const char *image)
 {
-    qemuDomainObjPrivate *priv = vm->privateData;
     g_auto(GStrv) files = NULL;
     char **file;
 
-    if (!(files = qemuTemplateMemoryFiles(vm->def, priv->qemuCaps)))
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
         return -1;
 
     for (file = files; *file; file++) {
@@ -397,8 +401,6 @@ qemuTemplateCreate(virQEMUDriver *driver,
         !(cookie = qemuDomainSaveCookieNew(vm)))
         goto endjob;
     cookie->ignoreShared = true;
-    /* The running template's CPU was verified when it started. */
-    cookie->guestCPUStamp = virQEMUCapsGetGuestCPUStamp(priv->qemuCaps);
 
     /* 0: a raw, uncompressed stream */
     if (!(data = virQEMUSaveDataNew(g_steal_pointer(&xml), cookie, was_running,
@@ -407,7 +409,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
-        qemuTemplateSync(vm, partial) < 0)
+        qemuTemplateSync(driver, vm, partial) < 0)
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -586,13 +588,11 @@ static int
 qemuTemplateCheckMemoryFiles(virQEMUDriver *driver,
                              virDomainDef *def)
 {
-    g_autoptr(virQEMUCaps) qemuCaps = NULL;
     g_auto(GStrv) files = NULL;
     size_t ncells = virDomainNumaGetNodeCount(def->numa);
     size_t i;
 
-    if (!(qemuCaps = virQEMUCapsCacheLookup(driver->qemuCapsCache, def->emulator)) ||
-        !(files = qemuTemplateMemoryFiles(def, qemuCaps)))
+    if (!(files = qemuTemplateMemoryFiles(driver, def)))
         return -1;
 
     for (i = 0; files[i]; i++) {

@@ -28,12 +28,12 @@ bool
 qemuTemplateIsClone(const virDomainDef *def);
 
 char **
-qemuTemplateMemoryFiles(const virDomainDef *def,
-                        virQEMUCaps *qemuCaps);
+qemuTemplateMemoryFiles(virQEMUDriver *driver,
+                        const virDomainDef *def);
 
 void
-qemuTemplateMemoryRemove(const virDomainDef *def,
-                         virQEMUCaps *qemuCaps);
+qemuTemplateMemoryRemove(virQEMUDriver *driver,
+                         const virDomainDef *def);
 
 int
 qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,

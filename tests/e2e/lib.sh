@@ -29,6 +29,14 @@ domxml() {
     echo "$E2E_DIR/$_name.xml"
 }
 
+# Stop virtqemud; the next virsh starts it again.
+restart_daemon() {
+    kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
+    while [ -S "$PREFIX/var/run/libvirt/virtqemud-sock" ] && pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
+        sleep 0.1
+    done
+}
+
 # Destroy and undefine whatever the test left behind.
 cleanup_domain() {
     virsh destroy "$1" >/dev/null 2>&1 || true

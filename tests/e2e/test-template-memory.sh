@@ -56,8 +56,10 @@ used=$(du -k "$tmpldir/pc.ram" | cut -f1)
 [ "$used" -ge 8192 ] || fail "only $used KiB of the RAM file are used"
 echo "running: $tmpldir/pc.ram, $size bytes, $used KiB used"
 
+# Reconnected after a daemon restart, the producer still knows its files.
+restart_daemon
 virsh destroy $name >/dev/null || fail "destroy failed"
-[ ! -e "$tmpldir/pc.ram" ] || fail "the RAM file is left after destroy"
+[ ! -e "$tmpldir/pc.ram" ] || fail "the RAM file is left after a daemon restart and destroy"
 [ ! -e "$tmpldir" ] || fail "the template directory is left after destroy"
 [ -z "$(qemu_pids $name)" ] || fail "QEMU still runs"
 virsh undefine $name >/dev/null || fail "undefine failed"
