@@ -667,6 +667,10 @@ def report(results, runs):
                     mib(median(s["uss"])), mib(median(s["pss"])), mib(s["host_used_before"]),
                     mib(s["host_used_after"]),
                     mib((s["host_used_after"] - s["host_used_before"]) / int(n))))
+        skipped = [n for n in dens["clones"] if n not in dens["cold"]]
+        if skipped:
+            out += ["", "Not booted cold: %s guests, which would not leave %d GiB free."
+                    % (", ".join(skipped), FREE_FLOOR // GIB)]
         uss = median(dens["clones"]["8"]["uss"]) if "8" in dens["clones"] else float("nan")
         out += ["", "Clone USS / guest RAM: %.1f%% (target: at most 10%%)."
                 % (100 * uss / (dens["size"] << 20)), ""]
