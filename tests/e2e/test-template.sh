@@ -124,6 +124,25 @@ for c in $clones; do
     echo "$c: $beat"
 done
 [ "$(echo $rands | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones' random bytes repeat: $rands"
+
+# Ballooning a clone would punch holes in the template's RAM files, and
+# no other host has them: both are refused.
+expect_error "balloon of a clone" "cannot be changed" virsh setmem e2e-named-clone 131072 --live
+expect_error "migration of a clone" "cannot be migrated" virsh migrate e2e-named-clone qemu:///system
+# A clone's own save image holds its RAM; it restores and runs on.
+virsh save e2e-named-clone "$E2E_DIR/clone.save" >/dev/null || fail "save of a clone failed"
+saved_n=$(field n "$(tr -d '\r' <"$E2E_DIR/e2e-named-clone.console" | grep '^HEARTBEAT' | tail -n 1)")
+virsh restore "$E2E_DIR/clone.save" >/dev/null || fail "restore of a saved clone failed"
+rm -f "$E2E_DIR/clone.save"
+beat=""
+for _ in $(seq 1 300); do
+    beat=$(tr -d '\r' <"$E2E_DIR/e2e-named-clone.console" | grep '^HEARTBEAT .* rand=[0-9a-f]\{16\}$' | tail -n 1)
+    [ -n "$beat" ] && [ "$(field n "$beat")" -gt "$saved_n" ] && break
+    sleep 0.1
+done
+[ -n "$beat" ] && [ "$(field n "$beat")" -gt "$saved_n" ] || fail "the restored clone does not run on from n=$saved_n"
+[ "$(field sum "$beat")" = "$tsum" ] || fail "the restored clone's data changed: $beat"
+echo "saved and restored clone: $beat"
 [ "$(echo $genids | tr ' ' '\n' | sort -u | wc -l)" = 3 ] || fail "clones share a genid: $genids"
 
 # A clone from full XML: the template's own XML with another name is taken
