@@ -58,7 +58,11 @@ def qemu(workdir, name, memory, share, kernel, initrd, fill, period, incoming):
     if incoming:
         args += ["-incoming", "defer"]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-    return proc, QMP("%s/%s.qmp" % (workdir, name)), console
+    try:
+        return proc, QMP("%s/%s.qmp" % (workdir, name)), console
+    except BaseException:
+        proc.kill()
+        raise
 
 
 def wait_line(path, prefix, after=0, timeout=600):
@@ -81,7 +85,11 @@ def clone_times(kernel, initrd, memory, fill, period, runs):
     with tempfile.TemporaryDirectory(dir="/var/tmp") as workdir:
         proc, qmp, console = qemu(workdir, "template", memory, True, kernel, initrd, fill,
                                   period, False)
-        wait_line(console, "HEARTBEAT n=2 ")
+        try:
+            wait_line(console, "HEARTBEAT n=2 ")
+        except BaseException:
+            proc.kill()
+            raise
         qmp.cmd("stop")
         qmp.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": "x-ignore-shared", "state": True}])
@@ -100,10 +108,12 @@ def clone_times(kernel, initrd, memory, fill, period, runs):
             while qmp.cmd("query-status")["status"] != "paused":
                 time.sleep(0.001)
             qmp.cmd("cont")
-            wait_line(console, "HEARTBEAT")
-            yield (time.monotonic() - start) * 1000
-            qmp.cmd("quit")
-            proc.wait()
+            try:
+                wait_line(console, "HEARTBEAT")
+                yield (time.monotonic() - start) * 1000
+            finally:
+                proc.kill()
+                proc.wait()
 
 
 def main():
