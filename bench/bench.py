@@ -280,17 +280,20 @@ def bench_start(size, runs, clone_api, results, skip):
     plain = "bench-plain-%d" % size
     plain_xml = guest_xml(plain, size, PERIOD)
 
-    progress("%d MiB: cold boot x%d" % (size, runs))
+    boots = 1 if "boot" in skip else runs
+    progress("%d MiB: cold boot x%d" % (size, boots))
     res["boot"] = []
-    for _ in range(runs):
+    for _ in range(boots):
         if os.path.exists(console_of(plain)):
             os.unlink(console_of(plain))
         watch = Watch([console_of(plain)], READY)
         start = time.monotonic()
         virsh("create", plain_xml)
         res["boot"].append((watch.wait()[0] - start) * 1000)
-        if len(res["boot"]) < runs:
+        if len(res["boot"]) < boots:
             virsh("destroy", plain)
+    if "boot" in skip:
+        del res["boot"]
 
     wait_console(console_of(plain), BEAT)
     plain_image = os.path.join(WORK, plain + ".save")
@@ -614,7 +617,8 @@ def report(results, runs):
                 ("C API clone to the next heartbeat", "clone_api"),
                 ("C API `virDomainCloneFromTemplate()` returns", "clone_api_return"),
                 ("raw QEMU templating to the next heartbeat (no libvirt)", "raw")]
-        for label, key in rows:
+        for label, key in [(label, key) for label, key in rows
+                           if all(key in start[s] for s in sizes)]:
             out.append("| %s | %s |" % (label, " | ".join(fmt(median(start[s][key])) for s in sizes)))
         out += ["", "| ratio | " + " | ".join("%s MiB" % s for s in sizes)
                 + " | target |", "|---|" + "---|" * len(sizes) + "---|"]
@@ -629,7 +633,9 @@ def report(results, runs):
                    ""),
                   ("virsh clone / raw QEMU, both to a heartbeat (medians)", "clone_virsh", "raw",
                    False, "")]
-        for label, a, b, paired, target in ratios:
+        for label, a, b, paired, target in [r for r in ratios
+                                            if all(r[1] in start[s] and r[2] in start[s]
+                                                   for s in sizes)]:
             ratio = pair_ratio if paired else (lambda x, y: median(x) / median(y))
             out.append("| %s | %s | %s |" % (label, " | ".join("%.2f" % ratio(start[s][a], start[s][b])
                                                                 for s in sizes), target))
@@ -719,6 +725,8 @@ def plots(results):
                            ("paused", "virsh create --paused (returns)"),
                            ("clone_virsh", "virsh clone-from-template"),
                            ("clone_api", "C API clone"), ("raw", "raw QEMU templating")):
+            if not all(key in start[s] for s in sizes):
+                continue
             ax.plot([int(s) for s in sizes], [median(start[s][key]) for s in sizes], marker="o",
                     label=label)
         ax.set_xscale("log", base=2)
@@ -755,7 +763,7 @@ def main():
     parser.add_argument("--density-max", type=int, default=160,
                         help="most clones to start in the as-many-as-fit run")
     parser.add_argument("--skip", default="",
-                        help="parts to leave out: start,create,fanout,density,phases")
+                        help="parts to leave out: start,boot,create,fanout,density,phases")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(s) for s in args.sizes.split(",")]
