@@ -274,7 +274,7 @@ def machine():
             "libvirt": libvirt + " + the template series", "accel": "TCG"}
 
 
-def bench_start(size, runs, clone_api, results, skip):
+def bench_start(size, runs, clone_api, results, skip, warm_restore):
     """Start to running for one guest size, and template-create against save."""
     res = results.setdefault("start", {}).setdefault(str(size), {})
     plain = "bench-plain-%d" % size
@@ -348,6 +348,10 @@ def bench_start(size, runs, clone_api, results, skip):
                 "clone_api"):
         res[key] = []
     for _ in range(runs):
+        if warm_restore:
+            with open(plain_image, "rb") as f:
+                while f.read(1 << 24):
+                    pass
         # QEMU empties the console file when it opens it
         os.unlink(console_of(plain))
         watch = Watch([console_of(plain)], BEAT)
@@ -762,6 +766,8 @@ def main():
     parser.add_argument("--sizes", default="256,1024,4096")
     parser.add_argument("--density-max", type=int, default=160,
                         help="most clones to start in the as-many-as-fit run")
+    parser.add_argument("--warm-restore", action="store_true",
+                        help="read the save image into the page cache before each restore")
     parser.add_argument("--skip", default="",
                         help="parts to leave out: start,boot,create,fanout,density,phases")
     args = parser.parse_args()
@@ -781,7 +787,7 @@ def main():
     try:
         if "start" not in skip:
             for size in sizes:
-                bench_start(size, args.runs, clone_api, results, skip)
+                bench_start(size, args.runs, clone_api, results, skip, args.warm_restore)
                 if "fanout" not in skip and size == fanout_size:
                     bench_fanout(size, clone_api, results)
                 remove_bench_domains()
