@@ -274,6 +274,14 @@ def machine():
             "libvirt": libvirt + " + the template series", "accel": "TCG"}
 
 
+def restore_running(name, image):
+    """Restore name from image and wait until it runs (untimed)."""
+    # QEMU empties the console file when it opens it
+    os.unlink(console_of(name))
+    virsh("restore", image)
+    wait_console(console_of(name), BEAT)
+
+
 def bench_start(size, runs, clone_api, results, skip, warm_restore):
     """Start to running for one guest size, and template-create against save."""
     res = results.setdefault("start", {}).setdefault(str(size), {})
@@ -317,18 +325,14 @@ def bench_start(size, runs, clone_api, results, skip, warm_restore):
         for i in range(runs):
             saves.append(timed(virsh, "save", tmpl, image))
             res.setdefault("save_bytes", size_of(image))
-            offset = size_of(console_of(tmpl))
-            virsh("restore", image)
-            wait_console(console_of(tmpl), BEAT, offset)
+            restore_running(tmpl, image)
             creates.append(timed(virsh, "template-create", tmpl))
             res.setdefault("template_bytes",
                            size_of(os.path.join(template_dir(tmpl), "template.save")))
             if i < runs - 1:
                 virsh("undefine", "--remove-template", tmpl)
                 virsh("define", xml)
-                offset = size_of(console_of(tmpl))
-                virsh("restore", image)
-                wait_console(console_of(tmpl), BEAT, offset)
+                restore_running(tmpl, image)
         os.unlink(image)
         res["save_" + kind] = saves
         res["create_" + kind] = creates
