@@ -29,6 +29,7 @@
 #include "qemu_process.h"
 #include "qemu_saveimage.h"
 #include "domain_audit.h"
+#include "vircommand.h"
 #include "virfile.h"
 #include "virlog.h"
 #include "virstring.h"
@@ -190,28 +191,303 @@ qemuTemplateImagePath(const virDomainDef *def)
 }
 
 
+/* The files a template is made of as they were when it was created: its
+ * RAM files and the images of its writable disks, which became the
+ * read-only base of every clone's overlay. */
+static char *
+qemuTemplateRecordPath(const char *dir)
+{
+    return g_strdup_printf("%s/template.files", dir);
+}
+
+
+/* The overlays of clones not told otherwise live in a directory per clone. */
+static char *
+qemuTemplateCloneDir(const char *tmplDir,
+                     const char *cloneName)
+{
+    return g_strdup_printf("%s/clones/%s", tmplDir, cloneName);
+}
+
+
+static bool
+qemuTemplateDiskIsBase(const virDomainDiskDef *disk)
+{
+    return !disk->src->readonly && !virStorageSourceIsEmpty(disk->src);
+}
+
+
+static int
+qemuTemplateRecordFormatFile(virBuffer *buf,
+                             const char *element,
+                             const char *path)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) < 0) {
+        virReportSystemError(errno, _("unable to access template file '%s'"), path);
+        return -1;
+    }
+
+    virBufferAsprintf(buf, "<%s size='%lld' inode='%llu' mtime='%lld.%09ld' mode='%04o'",
+                      element, (long long) sb.st_size,
+                      (unsigned long long) sb.st_ino,
+                      (long long) sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+                      sb.st_mode & 07777);
+    virBufferEscapeString(buf, " path='%s'/>\n", path);
+    return 0;
+}
+
+
+/* Records the template's files, synced, before its image is published. */
+static int
+qemuTemplateRecordWrite(virQEMUDriver *driver,
+                        virDomainObj *vm)
+{
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_autofree char *path = qemuTemplateRecordPath(vm->def->mem.tmpl->path);
+    g_autofree char *xml = NULL;
+    g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE fd = -1;
+    char **file;
+    size_t i;
+
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
+        return -1;
+
+    virBufferAddLit(&buf, "<templateFiles>\n");
+    virBufferAdjustIndent(&buf, 2);
+    for (file = files; *file; file++) {
+        if (qemuTemplateRecordFormatFile(&buf, "ram", *file) < 0)
+            return -1;
+    }
+    for (i = 0; i < vm->def->ndisks; i++) {
+        if (qemuTemplateDiskIsBase(vm->def->disks[i]) &&
+            qemuTemplateRecordFormatFile(&buf, "base", vm->def->disks[i]->src->path) < 0)
+            return -1;
+    }
+    virBufferAdjustIndent(&buf, -2);
+    virBufferAddLit(&buf, "</templateFiles>\n");
+    xml = virBufferContentAndReset(&buf);
+
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, S_IRUSR | S_IWUSR)) < 0 ||
+        safewrite(fd, xml, strlen(xml)) < 0 ||
+        fdatasync(fd) < 0) {
+        virReportSystemError(errno, _("unable to write '%s'"), path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static xmlNodePtr *
+qemuTemplateRecordRead(const char *dir,
+                       xmlDocPtr *doc,
+                       int *nnodes)
+{
+    g_autofree char *path = qemuTemplateRecordPath(dir);
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    xmlNodePtr *nodes = NULL;
+
+    if (!(*doc = virXMLParse(path, NULL, NULL, "templateFiles", &ctxt, NULL, false)))
+        return NULL;
+
+    if ((*nnodes = virXPathNodeSet("./ram|./base", ctxt, &nodes)) <= 0) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template record '%s' lists no files"), path);
+        g_clear_pointer(doc, xmlFreeDoc);
+        return NULL;
+    }
+
+    return nodes;
+}
+
+
+/* Clones must run on the template's files exactly as they were created:
+ * a RAM file truncated, replaced or written, or a base image written since,
+ * would make a clone that continues from a state that never existed. */
+static int
+qemuTemplateRecordCheck(const char *dir)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    int nnodes = 0;
+    size_t i;
+
+    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+        return -1;
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *path = virXMLPropString(nodes[i], "path");
+        g_autofree char *size = virXMLPropString(nodes[i], "size");
+        g_autofree char *inode = virXMLPropString(nodes[i], "inode");
+        g_autofree char *mtime = virXMLPropString(nodes[i], "mtime");
+        g_autofree char *was = NULL;
+        g_autofree char *now = NULL;
+        struct stat sb;
+
+        if (!path || !size || !inode || !mtime) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("template record: a file lacks path, size, inode or mtime"));
+            return -1;
+        }
+
+        if (stat(path, &sb) < 0) {
+            virReportSystemError(errno, _("template file '%s' is not usable"), path);
+            return -1;
+        }
+
+        was = g_strdup_printf("size=%s inode=%s mtime=%s", size, inode, mtime);
+        now = g_strdup_printf("size=%lld inode=%llu mtime=%lld.%09ld",
+                              (long long) sb.st_size,
+                              (unsigned long long) sb.st_ino,
+                              (long long) sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+        if (STRNEQ(was, now)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("template file '%s' was changed after the template was created: it had %s, it has %s"),
+                           path, was, now);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* While the template exists its disk images are the base of every clone's
+ * overlay: nobody may write them, not even the domain they came from.
+ * Released, they get back the mode they had when the template was made. */
+static int
+qemuTemplateBasesSetWritable(const char *dir,
+                             bool writable)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    int nnodes = 0;
+    size_t i;
+
+    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+        return -1;
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *path = NULL;
+        unsigned int mode;
+
+        if (!virXMLNodeNameEqual(nodes[i], "base"))
+            continue;
+
+        if (!(path = virXMLPropString(nodes[i], "path")) ||
+            virXMLPropUInt(nodes[i], "mode", 8, VIR_XML_PROP_REQUIRED, &mode) < 0) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("template record: a base lacks its path or mode"));
+            return -1;
+        }
+
+        if (!writable)
+            mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH);
+
+        if (chmod(path, mode) < 0) {
+            virReportSystemError(errno, _("unable to change the mode of template base '%s'"),
+                                 path);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Gives back the disk images of a template that is no more (or never was)
+ * and forgets its record. */
+static int
+qemuTemplateRecordRelease(const char *dir)
+{
+    g_autofree char *path = qemuTemplateRecordPath(dir);
+
+    if (!virFileExists(path))
+        return 0;
+
+    if (qemuTemplateBasesSetWritable(dir, true) < 0)
+        return -1;
+
+    if (unlink(path) < 0 && errno != ENOENT) {
+        virReportSystemError(errno, _("unable to remove '%s'"), path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Overlays of clones the daemon never got to start (it was killed) are
+ * in the template's clone area with no running domain of their name. */
+static void
+qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
+                                const char *dir)
+{
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autofree char *area = g_strdup_printf("%s/clones", dir);
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+
+    if (virDirOpenIfExists(&dirp, area) <= 0)
+        return;
+
+    while (virDirRead(dirp, &ent, area) > 0) {
+        g_autofree char *status = g_strdup_printf("%s/%s.xml", cfg->stateDir,
+                                                  ent->d_name);
+        g_autofree char *cloneDir = NULL;
+
+        if (virFileExists(status))
+            continue;
+
+        cloneDir = qemuTemplateCloneDir(dir, ent->d_name);
+        VIR_INFO("Removing overlays of clone '%s' that never started", ent->d_name);
+        if (virFileDeleteTree(cloneDir) < 0)
+            VIR_WARN("Unable to remove '%s'", cloneDir);
+    }
+}
+
+
 /**
  * qemuTemplateLoad:
  * @vm: domain object
- * @opaque: unused
+ * @opaque: qemu driver
  *
- * Learns at daemon start whether @vm holds a template, and drops the
- * leftovers of a template-create that never completed.
+ * Learns at daemon start whether @vm holds a template and finishes what a
+ * daemon killed in the middle of template-create or of starting a clone
+ * left: a partial image is dropped and the disk images given back, an
+ * image that made it is protected; overlays of clones that never started
+ * are removed.
  */
 int
 qemuTemplateLoad(virDomainObj *vm,
-                 void *opaque G_GNUC_UNUSED)
+                 void *opaque)
 {
+    virQEMUDriver *driver = opaque;
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
+    const char *dir;
 
     virObjectLock(vm);
     if (qemuTemplateIsProducer(vm->def)) {
+        dir = vm->def->mem.tmpl->path;
         path = qemuTemplateImagePath(vm->def);
         partial = g_strdup_printf("%s.partial", path);
         vm->hasTemplate = virFileExists(path);
         if (unlink(partial) < 0 && errno != ENOENT)
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
+
+        if (vm->hasTemplate) {
+            if (qemuTemplateBasesSetWritable(dir, false) < 0)
+                VIR_WARN("Unable to protect the disk images of template '%s'",
+                         vm->def->name);
+            qemuTemplateRemoveStrayOverlays(driver, dir);
+        } else if (qemuTemplateRecordRelease(dir) < 0) {
+            VIR_WARN("Unable to give back the disk images of domain '%s'",
+                     vm->def->name);
+        }
     }
     virObjectUnlock(vm);
     return 0;
@@ -223,8 +499,8 @@ qemuTemplateLoad(virDomainObj *vm,
  * @driver: qemu driver
  * @vm: inactive domain holding a template
  *
- * Removes the template image and the RAM files of @vm: it is an ordinary
- * domain again.
+ * Removes the template image and the RAM files of @vm and gives its disk
+ * images back: it is an ordinary domain again.
  *
  * Returns 0 on success, -1 with an error reported.
  */
@@ -233,6 +509,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
                     virDomainObj *vm)
 {
     g_autofree char *path = qemuTemplateImagePath(vm->def);
+    g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
 
     if (unlink(path) < 0 && errno != ENOENT) {
         virReportSystemError(errno, _("unable to remove template image '%s'"), path);
@@ -240,27 +517,47 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     }
     vm->hasTemplate = false;
 
+    if (qemuTemplateRecordRelease(vm->def->mem.tmpl->path) < 0)
+        return -1;
+
+    /* Running clones keep their overlays there until they end. */
+    if (rmdir(area) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+        VIR_WARN("Unable to remove '%s': %s", area, g_strerror(errno));
+
     qemuTemplateMemoryRemove(driver, vm->def);
 
     return 0;
 }
 
 
-/* Until disks become linked clones and NICs are hot-plugged into clones,
- * clones would share a writable image or a MAC address; NVRAM and TPM
- * state would be shared the same way. */
+/* A clone writes to an overlay of each writable disk of its template; the
+ * rest would be shared by all clones: a MAC address, NVRAM or TPM state. */
 static int
 qemuTemplateCreateCheckDevices(const virDomainDef *def)
 {
     size_t i;
 
     for (i = 0; i < def->ndisks; i++) {
-        if (!def->disks[i]->src->readonly &&
-            !virStorageSourceIsEmpty(def->disks[i]->src)) {
+        virDomainDiskDef *disk = def->disks[i];
+
+        if (!qemuTemplateDiskIsBase(disk))
+            continue;
+
+        if (virStorageSourceGetActualType(disk->src) != VIR_STORAGE_TYPE_FILE ||
+            (disk->src->format != VIR_STORAGE_FILE_RAW &&
+             disk->src->format != VIR_STORAGE_FILE_QCOW2)) {
             virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                           _("disk '%s' is writable: its clones would share it; "
-                             "only read-only disks are supported in templates"),
-                           def->disks[i]->dst);
+                           _("disk '%s' is writable and not a local raw or qcow2 file: "
+                             "clones can only write to overlays of such images"),
+                           disk->dst);
+            return -1;
+        }
+
+        if (disk->src->shared || disk->transient) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                           _("disk '%s' is shareable or transient: it cannot be the "
+                             "read-only base of clones"),
+                           disk->dst);
             return -1;
         }
     }
@@ -268,7 +565,8 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
     if (def->nnets > 0) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
                        _("templates with network interfaces are not supported: "
-                         "every clone would have the same MAC address"));
+                         "every clone would have the same MAC address; "
+                         "attach interfaces to clones instead"));
         return -1;
     }
 
@@ -304,8 +602,10 @@ qemuTemplateSyncFile(const char *path)
 }
 
 
-/* The RAM files and the image must be on disk before the image is published:
- * a clone must never see a template whose RAM is not all there. */
+/* The RAM files, the disk images and the image must be on disk before the
+ * image is published: a clone must never see a template that is not all
+ * there. QEMU before 8.2 opens the RAM files read-write in clones too, so
+ * no one but their owner, the user QEMU runs as, may open them. */
 static int
 qemuTemplateSync(virQEMUDriver *driver,
                  virDomainObj *vm,
@@ -313,12 +613,24 @@ qemuTemplateSync(virQEMUDriver *driver,
 {
     g_auto(GStrv) files = NULL;
     char **file;
+    size_t i;
 
     if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
         return -1;
 
     for (file = files; *file; file++) {
         if (qemuTemplateSyncFile(*file) < 0)
+            return -1;
+
+        if (chmod(*file, S_IRUSR | S_IWUSR) < 0) {
+            virReportSystemError(errno, _("unable to restrict access to '%s'"), *file);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < vm->def->ndisks; i++) {
+        if (qemuTemplateDiskIsBase(vm->def->disks[i]) &&
+            qemuTemplateSyncFile(vm->def->disks[i]->src->path) < 0)
             return -1;
     }
 
@@ -332,8 +644,9 @@ qemuTemplateSync(virQEMUDriver *driver,
  * @vm: running template producer, locked
  *
  * Saves the device state of @vm with x-ignore-shared next to its RAM
- * files, publishes the template image once it is complete and stops @vm
- * while keeping the files.
+ * files, records those files and makes its writable disk images read-only,
+ * publishes the template image once all is on disk and stops @vm while
+ * keeping the files.
  *
  * Returns 0 on success, -1 with an error reported and @vm left running.
  */
@@ -349,6 +662,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
     bool was_running = false;
+    bool recorded = false;
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_SAVE,
@@ -409,7 +723,12 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
-        qemuTemplateSync(driver, vm, partial) < 0)
+        qemuTemplateSync(driver, vm, partial) < 0 ||
+        qemuTemplateRecordWrite(driver, vm) < 0)
+        goto endjob;
+    recorded = true;
+
+    if (qemuTemplateBasesSetWritable(vm->def->mem.tmpl->path, false) < 0)
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -429,6 +748,16 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (ret < 0) {
         if (partial && unlink(partial) < 0 && errno != ENOENT)
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
+
+        if (recorded) {
+            virErrorPtr orig_err;
+
+            virErrorPreserveLast(&orig_err);
+            if (qemuTemplateRecordRelease(vm->def->mem.tmpl->path) < 0)
+                VIR_WARN("Unable to give back the disk images of domain '%s'",
+                         vm->def->name);
+            virErrorRestore(&orig_err);
+        }
 
         if (was_running && virDomainObjIsActive(vm)) {
             virErrorPtr orig_err;
@@ -622,6 +951,138 @@ qemuTemplateCheckMemoryFiles(virQEMUDriver *driver,
 }
 
 
+/* Removes a clone's overlays, its directory in the clone area, and what
+ * is left of a template discarded while the clone ran. */
+static void
+qemuTemplateOverlaysRemove(const char *tmplDir,
+                           const char *cloneName,
+                           char **overlays)
+{
+    g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDir, cloneName);
+    g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
+    const char *dirs[] = { cloneDir, area, tmplDir };
+    char **overlay;
+    size_t i;
+
+    for (overlay = overlays; overlay && *overlay; overlay++) {
+        if (unlink(*overlay) < 0 && errno != ENOENT)
+            VIR_WARN("Unable to remove overlay '%s': %s", *overlay, g_strerror(errno));
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        if (rmdir(dirs[i]) < 0) {
+            if (errno != ENOENT && errno != ENOTEMPTY)
+                VIR_WARN("Unable to remove '%s': %s", dirs[i], g_strerror(errno));
+            break;
+        }
+    }
+}
+
+
+/**
+ * qemuTemplateCloneRemoveOverlays:
+ * @vm: domain object
+ *
+ * Removes the disk overlays created for @vm when it was cloned from its
+ * template, if it is such a clone. Call once its QEMU is gone.
+ */
+void
+qemuTemplateCloneRemoveOverlays(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    if (!priv->templateOverlays || !vm->def->mem.tmpl)
+        return;
+
+    qemuTemplateOverlaysRemove(vm->def->mem.tmpl->path, vm->def->name,
+                               priv->templateOverlays);
+    g_clear_pointer(&priv->templateOverlays, g_strfreev);
+}
+
+
+/* Puts a new qcow2 overlay on each of the template's disk images that
+ * clones share as their read-only base. The overlay goes where the clone's
+ * XML puts the disk if that differs from the template, else in the clone's
+ * directory of the template's clone area. */
+static int
+qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
+                                virDomainDef *tmplDef,
+                                virDomainDef *def,
+                                char ***overlays)
+{
+    g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path,
+                                                     def->name);
+    g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
+    size_t ncreated = 0;
+    const char *qemuImg = NULL;
+    size_t i;
+    int ret = -1;
+
+    for (i = 0; i < tmplDef->ndisks; i++) {
+        virStorageSource *base = tmplDef->disks[i]->src;
+        virDomainDiskDef *disk = def->disks[i];
+        g_autoptr(virStorageSource) overlay = NULL;
+        g_autoptr(virCommand) cmd = NULL;
+
+        if (!qemuTemplateDiskIsBase(tmplDef->disks[i]))
+            continue;
+
+        overlay = virStorageSourceNew();
+        overlay->type = VIR_STORAGE_TYPE_FILE;
+        overlay->format = VIR_STORAGE_FILE_QCOW2;
+
+        if (virStorageSourceIsSameLocation(disk->src, base)) {
+            if (g_mkdir_with_parents(cloneDir, S_IRWXU) < 0) {
+                virReportSystemError(errno, _("unable to create directory '%s'"),
+                                     cloneDir);
+                goto cleanup;
+            }
+            overlay->path = g_strdup_printf("%s/%s.qcow2", cloneDir, disk->dst);
+        } else if (virStorageSourceGetActualType(disk->src) == VIR_STORAGE_TYPE_FILE &&
+                   disk->src->path) {
+            overlay->path = g_strdup(disk->src->path);
+        } else {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("disk '%s' of the clone must be a file: it is the "
+                             "overlay of the template's disk"),
+                           disk->dst);
+            goto cleanup;
+        }
+
+        /* Never take over a file: it could be a sibling's overlay. */
+        if (virFileExists(overlay->path)) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("overlay '%s' of disk '%s' already exists"),
+                           overlay->path, disk->dst);
+            goto cleanup;
+        }
+
+        if (!qemuImg && !(qemuImg = qemuFindQemuImgBinary(driver)))
+            goto cleanup;
+
+        cmd = virCommandNewArgList(qemuImg, "create", "-q", "-f", "qcow2",
+                                   "-F", virStorageFileFormatTypeToString(base->format),
+                                   "-b", base->path, overlay->path, NULL);
+        if (virCommandRun(cmd, NULL) < 0)
+            goto cleanup;
+        created[ncreated++] = g_strdup(overlay->path);
+
+        overlay->backingStore = virStorageSourceCopy(base, false);
+        virObjectUnref(disk->src);
+        disk->src = g_steal_pointer(&overlay);
+    }
+
+    if (ncreated > 0)
+        *overlays = g_steal_pointer(&created);
+    ret = 0;
+
+ cleanup:
+    if (ret < 0)
+        qemuTemplateOverlaysRemove(tmplDef->mem.tmpl->path, def->name, created);
+    return ret;
+}
+
+
 /**
  * qemuTemplateClone:
  * @conn: connection
@@ -650,6 +1111,7 @@ qemuTemplateClone(virConnectPtr conn,
     g_autoptr(virDomainDef) def = NULL;
     g_autoptr(qemuDomainSaveCookie) cookie = NULL;
     g_autofree char *path = NULL;
+    g_auto(GStrv) overlays = NULL;
     virQEMUSaveData *data = NULL;
     virDomainObj *vm = NULL;
     virDomainPtr clone = NULL;
@@ -689,16 +1151,31 @@ qemuTemplateClone(virConnectPtr conn,
 
     if (!(def = qemuTemplateCloneDef(driver, tmplDef, name, dxml)) ||
         ensureACL(conn, def) < 0 ||
-        qemuTemplateCheckMemoryFiles(driver, def) < 0)
+        qemuTemplateCheckMemoryFiles(driver, def) < 0 ||
+        qemuTemplateRecordCheck(tmplDef->mem.tmpl->path) < 0)
+        goto relock;
+
+    /* A name in use must be refused before its overlays are made. */
+    if ((vm = virDomainObjListFindByName(driver->domains, def->name))) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%s' already exists"), def->name);
+        goto relock;
+    }
+
+    if (qemuTemplateCloneCreateOverlays(driver, tmplDef, def, &overlays) < 0)
         goto relock;
 
     if (!(vm = virDomainObjListAdd(driver->domains, &def, driver->xmlopt,
                                    VIR_DOMAIN_OBJ_LIST_ADD_LIVE |
                                    VIR_DOMAIN_OBJ_LIST_ADD_CHECK_LIVE,
-                                   NULL)))
+                                   NULL))) {
+        qemuTemplateOverlaysRemove(tmplDef->mem.tmpl->path, def->name, overlays);
         goto relock;
+    }
+    QEMU_DOMAIN_PRIVATE(vm)->templateOverlays = g_steal_pointer(&overlays);
 
     if (qemuProcessBeginJob(vm, VIR_DOMAIN_JOB_OPERATION_RESTORE, flags) < 0) {
+        qemuTemplateCloneRemoveOverlays(vm);
         qemuDomainRemoveInactive(driver, vm, 0, false);
         goto relock;
     }
@@ -709,8 +1186,10 @@ qemuTemplateClone(virConnectPtr conn,
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);
 
     qemuProcessEndJob(vm);
-    if (!clone)
+    if (!clone) {
+        qemuTemplateCloneRemoveOverlays(vm);
         qemuDomainRemoveInactive(driver, vm, 0, false);
+    }
 
  relock:
     VIR_FORCE_CLOSE(fd);

@@ -57,6 +57,9 @@ qemuTemplateCreate(virQEMUDriver *driver,
 typedef int (*qemuTemplateEnsureACL)(virConnectPtr conn,
                                      virDomainDef *def);
 
+void
+qemuTemplateCloneRemoveOverlays(virDomainObj *vm);
+
 virDomainPtr
 qemuTemplateClone(virConnectPtr conn,
                   virQEMUDriver *driver,

@@ -37,6 +37,40 @@ restart_daemon() {
     done
 }
 
+# expect_error LABEL MESSAGE CMD...: CMD fails with MESSAGE in its output.
+expect_error() {
+    _label=$1 _msg=$2
+    shift 2
+    if _out=$("$@" 2>&1); then
+        fail "$_label: succeeded"
+    fi
+    echo "$_out" | grep -qF -- "$_msg" || fail "$_label: unexpected message: $_out"
+    echo "refused ($_label): $(echo "$_out" | tail -n 1)"
+}
+
+# heartbeat_after FILE N SECS: the first heartbeat in FILE with a counter
+# above N (a clone's console holds its template's heartbeats too).
+heartbeat_after() {
+    _deadline=$(( $(date +%s) + $3 ))
+    while [ "$(date +%s)" -le "$_deadline" ]; do
+        _line=$(tr -d '\r' <"$1" 2>/dev/null | grep '^HEARTBEAT' |
+                awk -v n="$2" '{ split($2, a, "="); if (a[2] > n) { print; exit } }')
+        if [ -n "$_line" ]; then
+            echo "$_line"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "no heartbeat after n=$2 in $1 within $3 s" >&2
+    return 1
+}
+
+# fault NAME INJECTED SURVIVED LOST: one row of the fault table that
+# tests/run-all.sh prints.
+fault() {
+    echo "FAULT $1 injected=$2 survived=$3 lost=$4"
+}
+
 # Destroy and undefine whatever the test left behind.
 cleanup_domain() {
     virsh destroy "$1" >/dev/null 2>&1 || true

@@ -20,17 +20,6 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-# expect_error LABEL MESSAGE CMD...: CMD fails with MESSAGE in its output.
-expect_error() {
-    _label=$1 _msg=$2
-    shift 2
-    if _out=$("$@" 2>&1); then
-        fail "$_label: succeeded"
-    fi
-    echo "$_out" | grep -qF -- "$_msg" || fail "$_label: unexpected message: $_out"
-    echo "refused ($_label): $(echo "$_out" | tail -n 1)"
-}
-
 xml=$(domxml $tmpl --memory 256 --fill 32 --template)
 virsh define "$xml" >/dev/null
 

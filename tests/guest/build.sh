@@ -29,14 +29,27 @@ if ! ls "$CACHE_DIR/guest/debs/${kpkg}_"*.deb >/dev/null 2>&1; then
     (cd "$CACHE_DIR/guest/debs" && apt-get download "$kpkg" >"$work/download.log" 2>&1) ||
         die "cannot download $kpkg from Debian's registry"
 fi
+# Debian builds virtio as modules: the guest loads these in this order.
+modules="virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev
+virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk"
+patterns=""
+for m in $modules; do
+    patterns="$patterns ./lib/modules/*/kernel/drivers/$m.ko"
+done
+# shellcheck disable=SC2086
 dpkg-deb --fsys-tarfile "$CACHE_DIR/guest/debs/${kpkg}_"*.deb |
-    tar -x -C "$work" --wildcards './boot/vmlinuz-*' ||
-    die "cannot extract the kernel from $kpkg"
+    tar -x -C "$work" --wildcards './boot/vmlinuz-*' $patterns ||
+    die "cannot extract the kernel and its virtio modules from $kpkg"
 
 rootfs="$work/rootfs"
 mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/tmp"
 cp "$busybox" "$rootfs/bin/busybox"
 cp "$here/init" "$rootfs/init"
+mkdir -p "$rootfs/lib/modules"
+for m in $modules; do
+    cp "$work"/lib/modules/*/kernel/drivers/$m.ko "$rootfs/lib/modules/"
+done
+printf '%s\n' $modules | sed 's|.*/||' >"$rootfs/lib/modules/order"
 chmod 0755 "$rootfs/init"
 (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.img"
 

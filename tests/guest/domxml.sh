@@ -1,6 +1,6 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--template]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
 # between heartbeats; --no-verify never checksums that
@@ -9,7 +9,7 @@
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--template]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--template]"
 name=$1
 console=$2
 shift 2
@@ -18,6 +18,8 @@ fill=0
 vcpus=1
 period=1
 verify=1
+churn=0
+disk=""
 backing=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -26,6 +28,17 @@ while [ $# -gt 0 ]; do
         --vcpus) vcpus=$2; shift 2 ;;
         --period) period=$2; shift 2 ;;
         --no-verify) verify=0; shift ;;
+        --churn) churn=1; shift ;;
+        --disk)
+            format=raw
+            case "$2" in *.qcow2) format=qcow2 ;; esac
+            disk="
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='$format'/>
+      <source file='$2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>"
+            shift 2 ;;
         --template)
             backing="
   <memoryBacking>
@@ -49,7 +62,7 @@ cat <<XML
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$guest/vmlinuz</kernel>
     <initrd>$guest/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill guest.period=$period guest.verify=$verify</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 guest.fill=$fill guest.period=$period guest.verify=$verify guest.churn=$churn</cmdline>
   </os>
   <features>
     <acpi/>
@@ -58,7 +71,7 @@ cat <<XML
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>$disk
     <serial type='file'>
       <source path='$console'/>
       <target port='0'/>
