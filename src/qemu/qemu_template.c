@@ -450,6 +450,30 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
 }
 
 
+/* A template is reached through its directory: a symbolic link there
+ * would let whoever can change it pick the files a template is made of or
+ * the files its clones map. */
+static int
+qemuTemplateCheckDir(const char *dir)
+{
+    struct stat sb;
+
+    if (lstat(dir, &sb) < 0) {
+        virReportSystemError(errno, _("template directory '%s' is not usable"), dir);
+        return -1;
+    }
+
+    if (!S_ISDIR(sb.st_mode)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("template directory '%s' is not a directory: symbolic links are not allowed"),
+                       dir);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /**
  * qemuTemplateLoad:
  * @vm: domain object
@@ -693,7 +717,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     }
 
-    if (qemuTemplateCreateCheckDevices(vm->def) < 0 ||
+    if (qemuTemplateCheckDir(vm->def->mem.tmpl->path) < 0 ||
+        qemuTemplateCreateCheckDevices(vm->def) < 0 ||
         !qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_SAVE, 0))
         goto endjob;
 
@@ -1083,6 +1108,41 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
 }
 
 
+/* template-create writes the device state raw, and QEMU (7.2 at least)
+ * spins forever, rather than failing, on an incoming stream that ends
+ * before its first byte: refuse a compressed or truncated image here. */
+static int
+qemuTemplateCheckImageStream(const char *path,
+                             int fd,
+                             virQEMUSaveData *data)
+{
+    struct stat sb;
+    off_t pos;
+
+    /* 0: raw, as qemuTemplateCreate() writes it */
+    if (data->header.compressed != 0) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("template image '%s' is compressed: template images are raw"),
+                       path);
+        return -1;
+    }
+
+    if ((pos = lseek(fd, 0, SEEK_CUR)) < 0 || fstat(fd, &sb) < 0) {
+        virReportSystemError(errno, _("unable to read template image '%s'"), path);
+        return -1;
+    }
+
+    if (sb.st_size <= pos) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template image '%s' is truncated: it holds no device state"),
+                       path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /**
  * qemuTemplateClone:
  * @conn: connection
@@ -1132,6 +1192,9 @@ qemuTemplateClone(virConnectPtr conn,
         goto endjob;
     }
 
+    if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path) < 0)
+        goto endjob;
+
     path = qemuTemplateImagePath(tmpl->def);
     virObjectUnlock(tmpl);
 
@@ -1148,6 +1211,9 @@ qemuTemplateClone(virConnectPtr conn,
                        _("'%s' is not a template image"), path);
         goto relock;
     }
+
+    if (qemuTemplateCheckImageStream(path, fd, data) < 0)
+        goto relock;
 
     if (!(def = qemuTemplateCloneDef(driver, tmplDef, name, dxml)) ||
         ensureACL(conn, def) < 0 ||

@@ -1,0 +1,133 @@
+#!/bin/sh
+# Clones of a template with a writable virtio disk: the disk image becomes
+# the read-only base of one qcow2 overlay per clone, each clone reads back
+# what it wrote itself, the base stays byte-identical; each clone has its
+# own generation ID and, with --nic, its own MAC address, as QEMU reports.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-disk
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+base="$E2E_DIR/$tmpl-base.img"
+xml_overlay="$E2E_DIR/$tmpl-xml-clone.qcow2"
+clones="$tmpl-clone-1 $tmpl-clone-2 $tmpl-xml-clone"
+cleanup() {
+    for c in $clones; do
+        virsh destroy "$c" >/dev/null 2>&1 || true
+    done
+    virsh destroy $tmpl >/dev/null 2>&1 || true
+    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
+    virsh undefine $tmpl >/dev/null 2>&1 || true
+    rm -f "$base" "$xml_overlay"
+}
+trap cleanup EXIT
+cleanup
+
+truncate -s 16M "$base"
+chmod 0640 "$base"
+virsh define "$(domxml $tmpl --memory 256 --fill 16 --disk "$base" --template)" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
+    fail "the template does not write its disk"
+virsh template-create $tmpl >/dev/null || fail "template-create with a writable disk failed"
+last=$(tr -d '\r' <"$E2E_DIR/$tmpl.console" | grep '^HEARTBEAT' | tail -n 1)
+tn=$(field n "$last")
+[ "$(head -c 16 "$base")" = "$(field disk "$last")" ] ||
+    fail "the base does not hold the template's last record: $(head -c 16 "$base")"
+[ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: mode $(stat -c %a "$base")"
+grep -q "<base .*mode='0640' path='$base'/>" "$dir/template.files" ||
+    fail "the template record does not list the base: $(cat "$dir/template.files")"
+[ "$(stat -c %a "$dir/pc.ram")" = 600 ] || fail "the RAM file has mode $(stat -c %a "$dir/pc.ram")"
+base_sum=$(sha256sum "$base" | cut -d' ' -f1)
+echo "template: base read-only (440, was 640), holding the template's record $(field disk "$last")"
+
+# Two clones with overlays in the clone area, one where its XML puts the disk.
+virsh clone-from-template $tmpl --count 2 --nic user >/dev/null || fail "clone --count 2 --nic user failed"
+virsh dumpxml --inactive $tmpl | sed -e "s|<name>$tmpl</name>|<name>$tmpl-xml-clone</name>|" \
+    -e '/<uuid>/d' -e "s|$tmpl.console|$tmpl-xml-clone.console|g" \
+    -e "s|<source file='$base'/>|<source file='$xml_overlay'/>|" >"$E2E_DIR/$tmpl-xml-clone.xml"
+grep -q "$xml_overlay" "$E2E_DIR/$tmpl-xml-clone.xml" || fail "could not point the XML clone's disk elsewhere"
+touch "$xml_overlay"
+expect_error "an overlay path that exists" "already exists" \
+    virsh clone-from-template $tmpl --xml "$E2E_DIR/$tmpl-xml-clone.xml"
+rm -f "$xml_overlay"
+virsh clone-from-template $tmpl --xml "$E2E_DIR/$tmpl-xml-clone.xml" >/dev/null || fail "clone from XML failed"
+
+overlay_of() {
+    case $1 in
+        $tmpl-xml-clone) echo "$xml_overlay" ;;
+        *) echo "$dir/clones/$1/vda.qcow2" ;;
+    esac
+}
+
+tmpl_genid=$(virsh dumpxml $tmpl | sed -n 's|.*<genid>\(.*\)</genid>.*|\1|p')
+genids=$tmpl_genid
+macs=""
+for c in $clones; do
+    overlay=$(overlay_of $c)
+    virsh domblklist $c | grep -Eq "^ *vda +$overlay\$" || fail "$c: domblklist does not show $overlay: $(virsh domblklist $c)"
+    pid=$(qemu_pids $c)
+    [ -n "$pid" ] || fail "$c: no QEMU"
+    # How QEMU opened each image: the base read-only, the overlay read-write.
+    for fd in /proc/"$pid"/fd/*; do
+        target=$(readlink "$fd") || continue
+        flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$pid/fdinfo/${fd##*/}")
+        mode=$(( 0$flags & 3 ))
+        case "$target" in
+            "$base") [ $mode = 0 ] || fail "$c opened the base with flags $flags" ;;
+            "$overlay") [ $mode = 2 ] || fail "$c opened its overlay with flags $flags" ;;
+        esac
+    done
+    beat=$(heartbeat_after "$E2E_DIR/$c.console" $((tn + 2)) 60) || fail "$c does not run on"
+    [ "$(field disk "$beat")" = "$(field rand "$beat")" ] || fail "$c read back another record: $beat"
+    echo "$c: $beat"
+
+    # QEMU's generation ID is the one in the clone's XML, and nobody else's.
+    genid=$(virsh dumpxml $c | sed -n 's|.*<genid>\(.*\)</genid>.*|\1|p')
+    qemu_genid=$(virsh qemu-monitor-command $c '{"execute":"query-vm-generation-id"}' |
+                 sed -n 's/.*"guid": *"\([^"]*\)".*/\1/p')
+    [ -n "$genid" ] && [ "$qemu_genid" = "$genid" ] || fail "$c: genid '$genid' in XML, '$qemu_genid' in QEMU"
+    echo "$genids" | grep -qx "$genid" && fail "$c: genid $genid is not unique"
+    genids=$(printf '%s\n%s' "$genids" "$genid")
+done
+
+for c in $tmpl-clone-1 $tmpl-clone-2; do
+    mac=$(virsh domiflist $c | awk '$2 == "user" { print $5 }')
+    qemu_mac=$(virsh qemu-monitor-command $c '{"execute":"query-rx-filter"}' |
+               sed -n 's/.*"main-mac": *"\([^"]*\)".*/\1/p')
+    [ -n "$mac" ] && [ "$qemu_mac" = "$mac" ] || fail "$c: MAC '$mac' in XML, '$qemu_mac' in QEMU"
+    echo "$macs" | grep -qx "$mac" && fail "$c: MAC $mac is not unique"
+    macs=$(printf '%s\n%s' "$macs" "$mac")
+done
+echo "genids and MACs: unique and as QEMU reports them"
+
+# What each overlay holds: its own clone's last record.
+for c in $clones; do
+    qemu-img convert -U -f qcow2 -O raw "$(overlay_of $c)" "$E2E_DIR/$c-disk.raw"
+    record=$(head -c 16 "$E2E_DIR/$c-disk.raw")
+    rm -f "$E2E_DIR/$c-disk.raw"
+    tr -d '\r' <"$E2E_DIR/$c.console" | grep '^HEARTBEAT' | awk -v n="$tn" '{ split($2, a, "="); if (a[2] > n) print }' |
+        grep -q " rand=$record\$" || fail "$c's overlay holds $record, which $c never wrote"
+done
+[ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "the base changed while clones ran"
+echo "overlays: each holds its clone's own record; base unchanged"
+
+# A base written behind libvirt's back: clones are refused.
+mtime=$(stat -c %y "$base")
+touch "$base"
+expect_error "base written since the template" "was changed after the template was created" \
+    virsh clone-from-template $tmpl
+touch -d "$mtime" "$base"
+[ ! -e "$dir/clones/$tmpl-clone-3" ] || fail "a refused clone left its overlay directory"
+
+for c in $clones; do
+    virsh destroy $c >/dev/null || fail "destroy of $c failed"
+    [ ! -e "$(overlay_of $c)" ] || fail "$c's overlay was not removed"
+done
+[ -z "$(ls -A "$dir/clones" 2>/dev/null)" ] || fail "the clone area is not empty: $(ls "$dir/clones")"
+[ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "the base changed"
+
+virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+[ "$(stat -c %a "$base")" = 640 ] || fail "the base did not get its mode back: $(stat -c %a "$base")"
+[ ! -e "$dir" ] || fail "template directory left: $(ls -A "$dir")"
+echo "PASS: 3 clones wrote their own overlays of a read-only base, which is unchanged and given back"

@@ -1,0 +1,73 @@
+#!/bin/sh
+# A template no clone can damage: clones that overwrite all of their RAM
+# leave the template's files byte-identical; RAM files replaced or written
+# behind libvirt's back are refused before any clone starts.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-churn
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+clones="$tmpl-clone-1 $tmpl-clone-2 $tmpl-clone-3"
+cleanup() {
+    for c in $clones; do
+        virsh destroy "$c" >/dev/null 2>&1 || true
+    done
+    virsh destroy $tmpl >/dev/null 2>&1 || true
+    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
+    virsh undefine $tmpl >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cleanup
+
+virsh define "$(domxml $tmpl --memory 256 --fill 32 --no-verify --churn --template)" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* churn=1 ' 180 >/dev/null ||
+    fail "the template does not overwrite its RAM"
+virsh template-create $tmpl >/dev/null || fail "template-create failed"
+last=$(tr -d '\r' <"$E2E_DIR/$tmpl.console" | grep '^HEARTBEAT' | tail -n 1)
+tn=$(field n "$last")
+tchurn=$(field churn "$last")
+ram_sum=$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)
+image_sum=$(sha256sum "$dir/template.save" | cut -d' ' -f1)
+
+virsh clone-from-template $tmpl --count 2 >/dev/null || fail "clone-from-template failed"
+for c in $tmpl-clone-1 $tmpl-clone-2; do
+    # Two more passes: at least one whole pass over the RAM after the start.
+    beat=$(wait_for_line "$E2E_DIR/$c.console" "^HEARTBEAT .* churn=$((tchurn + 2)) " 300) ||
+        fail "$c does not overwrite its RAM"
+    [ "$(field n "$beat")" -gt "$tn" ] || fail "$c did not continue from the template: $beat"
+    pid=$(qemu_pids $c)
+    dirty=$(awk '/^Private_Dirty:/ { print int($2 / 1024) }' "/proc/$pid/smaps_rollup")
+    [ "$dirty" -ge 160 ] || fail "$c has only $dirty MiB of private RAM: it did not write it all"
+    echo "$c: $beat; $dirty MiB of its own RAM"
+done
+for c in $tmpl-clone-1 $tmpl-clone-2; do
+    virsh destroy $c >/dev/null
+done
+[ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "the clones changed the template's RAM file"
+[ "$(sha256sum "$dir/template.save" | cut -d' ' -f1)" = "$image_sum" ] || fail "the template image changed"
+echo "template RAM file and image byte-identical after 2 clones overwrote all their RAM"
+
+# A RAM file replaced by a copy (another inode), then written to.
+mv "$dir/pc.ram" "$dir/pc.ram.orig"
+cp "$dir/pc.ram.orig" "$dir/pc.ram"
+expect_error "RAM file replaced by a copy" "was changed after the template was created" \
+    virsh clone-from-template $tmpl
+mv "$dir/pc.ram.orig" "$dir/pc.ram"
+mtime=$(stat -c %y "$dir/pc.ram")
+byte=$(od -An -tx1 -j 4096 -N 1 "$dir/pc.ram" | tr -d ' ')
+printf '\377' | dd of="$dir/pc.ram" bs=1 seek=4096 conv=notrunc 2>/dev/null
+expect_error "RAM file written" "was changed after the template was created" \
+    virsh clone-from-template $tmpl
+printf "\\$(printf %o 0x$byte)" | dd of="$dir/pc.ram" bs=1 seek=4096 conv=notrunc 2>/dev/null
+touch -d "$mtime" "$dir/pc.ram"
+[ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "could not restore the RAM file"
+if virsh list --name | grep -q "^$tmpl-clone"; then
+    fail "a refused clone runs"
+fi
+
+# The original, as created, clones again.
+virsh clone-from-template $tmpl --name $tmpl-clone-3 >/dev/null || fail "clone of the restored template failed"
+heartbeat_after "$E2E_DIR/$tmpl-clone-3.console" "$tn" 60 >/dev/null || fail "$tmpl-clone-3 does not run"
+virsh destroy $tmpl-clone-3 >/dev/null
+echo "PASS: template files untouched by clones; changed files refused"

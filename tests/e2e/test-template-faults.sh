@@ -1,0 +1,192 @@
+#!/bin/sh
+# Faults injected into real template operations: the daemon killed with
+# SIGKILL during template-create, during clone starts and with 8 clones
+# running; the disk filling up while the device state is saved. After each,
+# no half template is visible, clones are reconnected, nothing the guests
+# hold is lost and the template still clones. Prints a FAULT row per kind.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-fault
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+base="$E2E_DIR/$tmpl-base.img"
+mnt="$E2E_DIR/$tmpl-full"
+cleanup() {
+    for c in $(virsh list --all --name | grep "^$tmpl-" || true); do
+        virsh destroy "$c" >/dev/null 2>&1 || true
+    done
+    virsh destroy $tmpl >/dev/null 2>&1 || true
+    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
+    virsh undefine $tmpl >/dev/null 2>&1 || true
+    rm -f "$base"
+    if mountpoint -q "$mnt"; then
+        umount "$mnt"
+    fi
+}
+trap cleanup EXIT
+cleanup
+
+kill_daemon() {
+    _pid=$(cat "$PREFIX/var/run/virtqemud.pid")
+    kill -KILL "$_pid"
+    while kill -0 "$_pid" 2>/dev/null; do
+        sleep 0.02
+    done
+}
+
+# wait_gone NAME: the QEMU of NAME is gone within 20 s (a reconnect that
+# gives up on a domain stops it in the background).
+wait_gone() {
+    for _ in $(seq 1 200); do
+        [ -n "$(qemu_pids "$1")" ] || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+last_beat() {
+    tr -d '\r' <"$1" | grep '^HEARTBEAT' | tail -n 1
+}
+
+# start_producer [domxml.sh options]: a running template-to-be with a disk.
+start_producer() {
+    rm -f "$base"
+    truncate -s 8M "$base"
+    chmod 0640 "$base"
+    virsh define "$(domxml $tmpl --memory 256 --fill 16 --disk "$base" --template "$@")" >/dev/null
+    virsh start $tmpl >/dev/null
+    wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* checks=[1-9]' 120 >/dev/null ||
+        fail "the producer did not come up"
+}
+
+# check_clone NAME N SUM: NAME runs on from heartbeat N with data SUM;
+# prints 1 if its data was lost.
+check_clone() {
+    _beat=$(heartbeat_after "$E2E_DIR/$1.console" "$2" 60) || fail "$1 does not run on from n=$2"
+    if [ "$(field sum "$_beat")" = "$3" ]; then echo 0; else echo 1; fi
+}
+
+# 1. SIGKILL during template-create, at several points of it.
+injected=0 survived=0 lost=0 done_=0 undone=0
+for delay in 0.01 0.03 0.06 0.1 0.2; do
+    start_producer
+    virsh template-create $tmpl >"$E2E_DIR/fault-create.out" 2>&1 &
+    sleep $delay
+    kill_daemon
+    wait || true
+    injected=$((injected + 1))
+    virsh list >/dev/null
+    if virsh list --all --template --name | grep -qx $tmpl; then
+        # Made it: a whole template whose producer does not run on.
+        wait_gone $tmpl || fail "delay $delay: the producer of a complete template still runs"
+        [ -f "$dir/template.save" ] && [ -f "$dir/template.files" ] || fail "delay $delay: half a template"
+        [ "$(stat -c %a "$base")" = 440 ] || fail "delay $delay: the base of a template is writable"
+        beat=$(last_beat "$E2E_DIR/$tmpl.console")
+        virsh clone-from-template $tmpl --name $tmpl-c >/dev/null || fail "delay $delay: the template does not clone"
+        lost=$((lost + $(check_clone $tmpl-c "$(field n "$beat")" "$(field sum "$beat")")))
+        virsh destroy $tmpl-c >/dev/null
+        virsh undefine --remove-template $tmpl >/dev/null
+        done_=$((done_ + 1))
+    else
+        # Rolled back: the domain runs on, with nothing of a template left.
+        [ "$(virsh domstate $tmpl)" = running ] || fail "delay $delay: the producer is $(virsh domstate $tmpl)"
+        for f in template.save template.save.partial template.files; do
+            [ ! -e "$dir/$f" ] || fail "delay $delay: $f left"
+        done
+        [ "$(stat -c %a "$base")" = 640 ] || fail "delay $delay: the base is still read-only"
+        beat=$(last_beat "$E2E_DIR/$tmpl.console")
+        lost=$((lost + $(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")))
+        virsh template-create $tmpl >/dev/null || fail "delay $delay: template-create after the crash failed"
+        virsh undefine --remove-template $tmpl >/dev/null
+        undone=$((undone + 1))
+    fi
+    survived=$((survived + 1))
+done
+echo "daemon killed during template-create: $done_ completed, $undone rolled back"
+fault "SIGKILL during template-create" $injected $survived $lost
+
+# 2. SIGKILL during clone starts.
+start_producer
+virsh template-create $tmpl >/dev/null
+tbeat=$(last_beat "$E2E_DIR/$tmpl.console")
+tn=$(field n "$tbeat")
+tsum=$(field sum "$tbeat")
+injected=0 survived=0 lost=0 running=0 gone=0
+for delay in 0.02 0.08 0.15 0.3; do
+    c=$tmpl-k$injected
+    virsh clone-from-template $tmpl --name $c >/dev/null 2>&1 &
+    sleep $delay
+    kill_daemon
+    wait || true
+    injected=$((injected + 1))
+    virsh list >/dev/null
+    if virsh domstate $c >/dev/null 2>&1 && [ -n "$(qemu_pids $c)" ]; then
+        [ "$(virsh domstate $c)" = running ] || fail "$c is $(virsh domstate $c) after the crash"
+        lost=$((lost + $(check_clone $c "$tn" "$tsum")))
+        virsh destroy $c >/dev/null
+        running=$((running + 1))
+    else
+        wait_gone $c || fail "a QEMU of $c is left"
+        gone=$((gone + 1))
+    fi
+    [ ! -e "$dir/clones/$c" ] || fail "overlays of $c are left"
+    survived=$((survived + 1))
+done
+virsh clone-from-template $tmpl --name $tmpl-after >/dev/null || fail "the template does not clone after the crashes"
+lost=$((lost + $(check_clone $tmpl-after "$tn" "$tsum")))
+virsh destroy $tmpl-after >/dev/null
+echo "daemon killed during clone starts: $running clones running, $gone never started"
+fault "SIGKILL during clone start" $injected $survived $lost
+
+# 3. SIGKILL with 8 clones running.
+virsh clone-from-template $tmpl --count 8 >"$E2E_DIR/fault-clones" || fail "8 clones failed"
+for c in $(cat "$E2E_DIR/fault-clones"); do
+    heartbeat_after "$E2E_DIR/$c.console" "$tn" 60 >/dev/null || fail "$c does not run"
+done
+kill_daemon
+virsh list >/dev/null
+lost=0
+for c in $(cat "$E2E_DIR/fault-clones"); do
+    [ "$(virsh domstate $c)" = running ] || fail "$c is not running after the crash"
+    lost=$((lost + $(check_clone $c "$(field n "$(last_beat "$E2E_DIR/$c.console")")" "$tsum")))
+done
+virsh clone-from-template $tmpl --name $tmpl-after >/dev/null || fail "the template does not clone after the crash"
+lost=$((lost + $(check_clone $tmpl-after "$tn" "$tsum")))
+for c in $(cat "$E2E_DIR/fault-clones") $tmpl-after; do
+    virsh destroy $c >/dev/null
+    [ ! -e "$dir/clones/$c" ] || fail "overlays of $c are left"
+done
+echo "daemon killed with 8 clones running: all 8 reconnected and running on"
+fault "SIGKILL with 8 clones running" 1 1 $lost
+virsh undefine --remove-template $tmpl >/dev/null
+
+# 4. The disk fills up while the device state is saved.
+mkdir -p "$mnt"
+mount -t tmpfs -o size=264M tmpfs "$mnt"
+start_producer
+virsh destroy $tmpl >/dev/null
+virsh dumpxml --inactive $tmpl | sed "s|<template path='[^']*'/>|<template path='$mnt/t'/>|" >"$E2E_DIR/$tmpl-full.xml"
+grep -q "<template path='$mnt/t'/>" "$E2E_DIR/$tmpl-full.xml" || fail "could not move the template to $mnt"
+virsh define "$E2E_DIR/$tmpl-full.xml" >/dev/null
+# Every page of guest RAM has its place in the file, so that the guest
+# cannot be the one to hit the full disk.
+mkdir -p "$mnt/t"
+fallocate -l 256M "$mnt/t/pc.ram"
+rm -f "$E2E_DIR/$tmpl.console"
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* checks=[1-9]' 120 >/dev/null || fail "the producer on tmpfs did not come up"
+free=$(df -B1 --output=avail "$mnt" | tail -n 1)
+fallocate -l $((free - 16384)) "$mnt/filler"
+expect_error "template-create on a full disk" "No space left on device" virsh template-create $tmpl
+[ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after a failed template-create"
+[ -z "$(ls "$mnt/t" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt/t")"
+virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"
+[ "$(stat -c %a "$base")" = 640 ] || fail "the base is read-only after a failed template-create"
+beat=$(last_beat "$E2E_DIR/$tmpl.console")
+lost=$(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")
+rm -f "$mnt/filler"
+virsh template-create $tmpl >/dev/null || fail "template-create with room failed"
+virsh undefine --remove-template $tmpl >/dev/null
+fault "disk full during template-create" 1 1 "$lost"
+
+echo "PASS: daemon crashes and a full disk survived, no data lost"
