@@ -118,6 +118,7 @@ touch "$base"
 expect_error "base written since the template" "was changed after the template was created" \
     virsh clone-from-template $tmpl
 touch -d "$mtime" "$base"
+fault "template disk image written behind libvirt" 1 1 0
 [ ! -e "$dir/clones/$tmpl-clone-3" ] || fail "a refused clone left its overlay directory"
 
 for c in $clones; do

@@ -47,6 +47,7 @@ done
 [ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "the clones changed the template's RAM file"
 [ "$(sha256sum "$dir/template.save" | cut -d' ' -f1)" = "$image_sum" ] || fail "the template image changed"
 echo "template RAM file and image byte-identical after 2 clones overwrote all their RAM"
+fault "clones overwriting all their RAM" 2 2 0
 
 # A RAM file replaced by a copy (another inode), then written to.
 mv "$dir/pc.ram" "$dir/pc.ram.orig"
@@ -65,6 +66,8 @@ touch -d "$mtime" "$dir/pc.ram"
 if virsh list --name | grep -q "^$tmpl-clone"; then
     fail "a refused clone runs"
 fi
+
+fault "template RAM file changed behind libvirt" 2 2 0
 
 # The original, as created, clones again.
 virsh clone-from-template $tmpl --name $tmpl-clone-3 >/dev/null || fail "clone of the restored template failed"

@@ -26,6 +26,13 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
+# Every FAULT row also goes to a file, to be checked at the end.
+faults="$E2E_DIR/faults"
+: >"$faults"
+row() {
+    fault "$@" | tee -a "$faults"
+}
+
 kill_daemon() {
     _pid=$(cat "$PREFIX/var/run/virtqemud.pid")
     kill -KILL "$_pid"
@@ -103,7 +110,7 @@ for delay in 0.01 0.03 0.06 0.1 0.2; do
     survived=$((survived + 1))
 done
 echo "daemon killed during template-create: $done_ completed, $undone rolled back"
-fault "SIGKILL during template-create" $injected $survived $lost
+row "SIGKILL during template-create" $injected $survived $lost
 
 # 2. SIGKILL during clone starts.
 start_producer
@@ -136,7 +143,7 @@ virsh clone-from-template $tmpl --name $tmpl-after >/dev/null || fail "the templ
 lost=$((lost + $(check_clone $tmpl-after "$tn" "$tsum")))
 virsh destroy $tmpl-after >/dev/null
 echo "daemon killed during clone starts: $running clones running, $gone never started"
-fault "SIGKILL during clone start" $injected $survived $lost
+row "SIGKILL during clone start" $injected $survived $lost
 
 # 3. SIGKILL with 8 clones running.
 virsh clone-from-template $tmpl --count 8 >"$E2E_DIR/fault-clones" || fail "8 clones failed"
@@ -157,7 +164,7 @@ for c in $(cat "$E2E_DIR/fault-clones") $tmpl-after; do
     [ ! -e "$dir/clones/$c" ] || fail "overlays of $c are left"
 done
 echo "daemon killed with 8 clones running: all 8 reconnected and running on"
-fault "SIGKILL with 8 clones running" 1 1 $lost
+row "SIGKILL with 8 clones running" 1 1 $lost
 virsh undefine --remove-template $tmpl >/dev/null
 
 # 4. The disk fills up while the device state is saved.
@@ -187,6 +194,7 @@ lost=$(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")
 rm -f "$mnt/filler"
 virsh template-create $tmpl >/dev/null || fail "template-create with room failed"
 virsh undefine --remove-template $tmpl >/dev/null
-fault "disk full during template-create" 1 1 "$lost"
+row "disk full during template-create" 1 1 "$lost"
 
+[ "$(grep -c "^FAULT .* lost=[1-9]" "$faults")" = 0 ] || fail "data was lost: $(grep lost=[1-9] "$faults")"
 echo "PASS: daemon crashes and a full disk survived, no data lost"

@@ -102,6 +102,7 @@ for f in "$corpus"/xml-*.xml; do
 done
 virsh list --all --name | grep -qx $name && fail "a domain was left defined"
 echo "domain XML: $((refused + defined)) inputs, $refused refused with an error, $defined defined and undefined"
+fault "malformed domain XML" $((refused + defined)) $((refused + defined)) 0
 
 # 2. A template directory that is a symbolic link is refused.
 mkdir -p "$E2E_DIR/fuzz-target"
@@ -147,4 +148,5 @@ cp "$E2E_DIR/fuzz.save" "$dir/template.save"
 virsh clone-from-template $name --name $name-c >/dev/null || fail "the restored template does not clone"
 virsh destroy $name-c >/dev/null
 echo "template images: $total malformed, $refused refused with an error, $cloned cloned and destroyed"
+fault "malformed template image" $((total + 1)) $((total + 1)) 0
 echo "PASS: no input crashed the daemon or left anything behind"
