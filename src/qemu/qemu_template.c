@@ -1171,6 +1171,8 @@ qemuTemplateClone(virConnectPtr conn,
     g_autoptr(virDomainDef) def = NULL;
     g_autoptr(qemuDomainSaveCookie) cookie = NULL;
     g_autofree char *path = NULL;
+    g_autofree char *dir = NULL;
+    unsigned char uuid[VIR_UUID_BUFLEN];
     g_auto(GStrv) overlays = NULL;
     virQEMUSaveData *data = NULL;
     virDomainObj *vm = NULL;
@@ -1196,6 +1198,8 @@ qemuTemplateClone(virConnectPtr conn,
         goto endjob;
 
     path = qemuTemplateImagePath(tmpl->def);
+    dir = g_strdup(tmpl->def->mem.tmpl->path);
+    memcpy(uuid, tmpl->def->uuid, VIR_UUID_BUFLEN);
     virObjectUnlock(tmpl);
 
     if ((fd = qemuSaveImageOpen(driver, NULL, path, &tmplDef, &data,
@@ -1209,6 +1213,15 @@ qemuTemplateClone(virConnectPtr conn,
     if (!cookie || !cookie->ignoreShared || !qemuTemplateIsProducer(tmplDef)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("'%s' is not a template image"), path);
+        goto relock;
+    }
+
+    /* Another template's image, put there or linked to, would make clones
+     * of that template under this one's name. */
+    if (memcmp(tmplDef->uuid, uuid, VIR_UUID_BUFLEN) != 0 ||
+        STRNEQ(tmplDef->mem.tmpl->path, dir)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("template image '%s' belongs to another domain"), path);
         goto relock;
     }
 

@@ -125,15 +125,17 @@ wait_for_line "$E2E_DIR/$name.console" '^HEARTBEAT' 120 >/dev/null || fail "the 
 virsh template-create $name >/dev/null
 cp "$dir/template.save" "$E2E_DIR/fuzz.save"
 "$(dirname "$0")/saveimage-mutations.py" "$E2E_DIR/fuzz.save" "$corpus/images"
-refused=0 cloned=0 total=0
+refused=0 cloned=0 total=0 harmless=""
 for f in "$corpus"/images/*; do
     total=$((total + 1))
     cp "$f" "$dir/template.save"
     if out=$(virsh clone-from-template $name --name $name-c 2>&1); then
         cloned=$((cloned + 1))
+        harmless="$harmless $(basename "$f")"
         virsh destroy $name-c >/dev/null
     else
         echo "$out" | grep -q '^error: ' || fail "$(basename "$f"): no libvirt error: $out"
+        echo "$(basename "$f"): $(echo "$out" | grep '^error: ' | tail -n 1)"
         refused=$((refused + 1))
     fi
     check_daemon "image $(basename "$f")"
@@ -141,12 +143,21 @@ for f in "$corpus"/images/*; do
     [ -z "$(qemu_pids $name-c)" ] || fail "$(basename "$f"): a QEMU of the clone is left"
     [ ! -e "$dir/clones/$name-c" ] || fail "$(basename "$f"): clone files left"
 done
-ln -sf /etc/passwd "$dir/template.save"
+# Links to files of our own only: writing through a link would change them.
+head -c 4096 /dev/urandom >"$E2E_DIR/fuzz-other"
+rm -f "$dir/template.save"
+ln -s "$E2E_DIR/fuzz-other" "$dir/template.save"
 expect_error "template image is a link to another file" "image magic is incorrect" \
+    virsh clone-from-template $name --name $name-c
+rm -f "$dir/template.save" "$E2E_DIR/fuzz-other"
+# Another template's image: here, this one's with another UUID.
+perl -0777 -pe 's/<uuid>(.)/"<uuid>" . ($1 eq "0" ? "1" : "0")/e' "$E2E_DIR/fuzz.save" >"$dir/template.save"
+cmp -s "$E2E_DIR/fuzz.save" "$dir/template.save" && fail "could not change the image's UUID"
+expect_error "template image of another domain" "belongs to another domain" \
     virsh clone-from-template $name --name $name-c
 cp "$E2E_DIR/fuzz.save" "$dir/template.save"
 virsh clone-from-template $name --name $name-c >/dev/null || fail "the restored template does not clone"
 virsh destroy $name-c >/dev/null
-echo "template images: $total malformed, $refused refused with an error, $cloned cloned and destroyed"
-fault "malformed template image" $((total + 1)) $((total + 1)) 0
+echo "template images: $total malformed, $refused refused with an error, $cloned cloned and destroyed:$harmless"
+fault "malformed template image" $((total + 2)) $((total + 2)) 0
 echo "PASS: no input crashed the daemon or left anything behind"
