@@ -201,7 +201,10 @@ qemuTemplateRecordPath(const char *dir)
 }
 
 
-/* The overlays of clones not told otherwise live in a directory per clone. */
+/* The overlays of clones not told otherwise live in a directory per clone;
+ * one of a clone saved with its overlays is marked so. */
+#define QEMU_TEMPLATE_SAVED_MARK "saved"
+
 static char *
 qemuTemplateCloneDir(const char *tmplDir,
                      const char *cloneName)
@@ -232,7 +235,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     virBufferAsprintf(buf, "<%s size='%lld' inode='%llu' mtime='%lld.%09ld' mode='%04o'",
                       element, (long long) sb.st_size,
                       (unsigned long long) sb.st_ino,
-                      (long long) sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+                      (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec,
                       sb.st_mode & 07777);
     virBufferEscapeString(buf, " path='%s'/>\n", path);
     return 0;
@@ -248,7 +251,6 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
     g_autofree char *path = qemuTemplateRecordPath(vm->def->mem.tmpl->path);
     g_autofree char *xml = NULL;
     g_auto(GStrv) files = NULL;
-    VIR_AUTOCLOSE fd = -1;
     char **file;
     size_t i;
 
@@ -270,14 +272,7 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
     virBufferAddLit(&buf, "</templateFiles>\n");
     xml = virBufferContentAndReset(&buf);
 
-    if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, S_IRUSR | S_IWUSR)) < 0 ||
-        safewrite(fd, xml, strlen(xml)) < 0 ||
-        fdatasync(fd) < 0) {
-        virReportSystemError(errno, _("unable to write '%s'"), path);
-        return -1;
-    }
-
-    return 0;
+    return virFileRewriteStr(path, S_IRUSR | S_IWUSR, xml);
 }
 
 
@@ -342,7 +337,7 @@ qemuTemplateRecordCheck(const char *dir)
         now = g_strdup_printf("size=%lld inode=%llu mtime=%lld.%09ld",
                               (long long) sb.st_size,
                               (unsigned long long) sb.st_ino,
-                              (long long) sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+                              (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec);
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("template file '%s' was changed after the template was created: it had %s, it has %s"),
@@ -357,37 +352,49 @@ qemuTemplateRecordCheck(const char *dir)
 
 /* While the template exists its disk images are the base of every clone's
  * overlay: nobody may write them, not even the domain they came from.
- * Released, they get back the mode they had when the template was made. */
+ * Released, they get back the write permissions they had. The paths come
+ * from the domain, never from the record: QEMU may write the directory the
+ * record is in, and only write permission bits are ever changed. */
 static int
-qemuTemplateBasesSetWritable(const char *dir,
+qemuTemplateBasesSetWritable(const virDomainDef *def,
                              bool writable)
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
     size_t i;
+    size_t j;
 
-    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(def->mem.tmpl->path, &doc, &nnodes)))
         return -1;
 
-    for (i = 0; i < nnodes; i++) {
-        g_autofree char *path = NULL;
-        unsigned int mode;
+    for (i = 0; i < def->ndisks; i++) {
+        const char *path = def->disks[i]->src->path;
+        unsigned int recorded = 0;
+        struct stat sb;
+        mode_t mode;
 
-        if (!virXMLNodeNameEqual(nodes[i], "base"))
+        if (!qemuTemplateDiskIsBase(def->disks[i]))
             continue;
 
-        if (!(path = virXMLPropString(nodes[i], "path")) ||
-            virXMLPropUInt(nodes[i], "mode", 8, VIR_XML_PROP_REQUIRED, &mode) < 0) {
-            virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a base lacks its path or mode"));
+        for (j = 0; j < nnodes; j++) {
+            g_autofree char *base = virXMLPropString(nodes[j], "path");
+
+            if (virXMLNodeNameEqual(nodes[j], "base") && STREQ_NULLABLE(base, path) &&
+                virXMLPropUInt(nodes[j], "mode", 8, VIR_XML_PROP_REQUIRED, &recorded) < 0)
+                return -1;
+        }
+
+        if (stat(path, &sb) < 0) {
+            virReportSystemError(errno, _("unable to access template base '%s'"), path);
             return -1;
         }
 
-        if (!writable)
-            mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH);
+        mode = sb.st_mode & ~(S_IWUSR | S_IWGRP | S_IWOTH);
+        if (writable)
+            mode |= recorded & (S_IWUSR | S_IWGRP | S_IWOTH);
 
-        if (chmod(path, mode) < 0) {
+        if (chmod(path, mode & 07777) < 0) {
             virReportSystemError(errno, _("unable to change the mode of template base '%s'"),
                                  path);
             return -1;
@@ -401,14 +408,14 @@ qemuTemplateBasesSetWritable(const char *dir,
 /* Gives back the disk images of a template that is no more (or never was)
  * and forgets its record. */
 static int
-qemuTemplateRecordRelease(const char *dir)
+qemuTemplateRecordRelease(const virDomainDef *def)
 {
-    g_autofree char *path = qemuTemplateRecordPath(dir);
+    g_autofree char *path = qemuTemplateRecordPath(def->mem.tmpl->path);
 
     if (!virFileExists(path))
         return 0;
 
-    if (qemuTemplateBasesSetWritable(dir, true) < 0)
+    if (qemuTemplateBasesSetWritable(def, true) < 0)
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
@@ -420,8 +427,39 @@ qemuTemplateRecordRelease(const char *dir)
 }
 
 
-/* Overlays of clones the daemon never got to start (it was killed) are
- * in the template's clone area with no running domain of their name. */
+/* Removes the files of one clone directory of the clone area @areafd
+ * without following links: QEMU may write the template directory. */
+static void
+qemuTemplateRemoveCloneDirAt(int areafd,
+                             const char *name)
+{
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    int fd;
+
+    if ((fd = openat(areafd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0)
+        return;
+
+    if (!(dirp = fdopendir(fd))) {
+        VIR_FORCE_CLOSE(fd);
+        return;
+    }
+
+    while (virDirRead(dirp, &ent, name) > 0) {
+        if (unlinkat(dirfd(dirp), ent->d_name, 0) < 0)
+            VIR_WARN("Unable to remove '%s' of clone '%s': %s",
+                     ent->d_name, name, g_strerror(errno));
+    }
+
+    if (unlinkat(areafd, name, AT_REMOVEDIR) < 0)
+        VIR_WARN("Unable to remove the directory of clone '%s': %s",
+                 name, g_strerror(errno));
+}
+
+
+/* Overlays of clones that a killed daemon never started: clone directories
+ * with no running domain of their name (status XML) and not kept for a
+ * save image of a clone. */
 static void
 qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
                                 const char *dir)
@@ -430,22 +468,30 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
     g_autofree char *area = g_strdup_printf("%s/clones", dir);
     g_autoptr(DIR) dirp = NULL;
     struct dirent *ent;
+    VIR_AUTOCLOSE areafd = -1;
+    int fd;
 
-    if (virDirOpenIfExists(&dirp, area) <= 0)
+    if ((areafd = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        (fd = dup(areafd)) < 0)
         return;
+
+    if (!(dirp = fdopendir(fd))) {
+        VIR_FORCE_CLOSE(fd);
+        return;
+    }
 
     while (virDirRead(dirp, &ent, area) > 0) {
         g_autofree char *status = g_strdup_printf("%s/%s.xml", cfg->stateDir,
                                                   ent->d_name);
-        g_autofree char *cloneDir = NULL;
+        g_autofree char *saved = g_strdup_printf("%s/%s", ent->d_name,
+                                                 QEMU_TEMPLATE_SAVED_MARK);
 
-        if (virFileExists(status))
+        if (virFileExists(status) ||
+            faccessat(areafd, saved, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
             continue;
 
-        cloneDir = qemuTemplateCloneDir(dir, ent->d_name);
         VIR_INFO("Removing overlays of clone '%s' that never started", ent->d_name);
-        if (virFileDeleteTree(cloneDir) < 0)
-            VIR_WARN("Unable to remove '%s'", cloneDir);
+        qemuTemplateRemoveCloneDirAt(areafd, ent->d_name);
     }
 }
 
@@ -463,10 +509,15 @@ qemuTemplateCheckDir(const char *dir)
         return -1;
     }
 
+    if (S_ISLNK(sb.st_mode)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("template directory '%s' is a symbolic link"), dir);
+        return -1;
+    }
+
     if (!S_ISDIR(sb.st_mode)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template directory '%s' is not a directory: symbolic links are not allowed"),
-                       dir);
+                       _("template directory '%s' is not a directory"), dir);
         return -1;
     }
 
@@ -504,11 +555,11 @@ qemuTemplateLoad(virDomainObj *vm,
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
 
         if (vm->hasTemplate) {
-            if (qemuTemplateBasesSetWritable(dir, false) < 0)
+            if (qemuTemplateBasesSetWritable(vm->def, false) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
             qemuTemplateRemoveStrayOverlays(driver, dir);
-        } else if (qemuTemplateRecordRelease(dir) < 0) {
+        } else if (qemuTemplateRecordRelease(vm->def) < 0) {
             VIR_WARN("Unable to give back the disk images of domain '%s'",
                      vm->def->name);
         }
@@ -534,6 +585,24 @@ qemuTemplateDiscard(virQEMUDriver *driver,
 {
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    int rc;
+
+    /* The disk images become writable again: no clone may still be
+     * running, or saved, on top of them. */
+    if ((rc = virDirOpenIfExists(&dirp, area)) < 0)
+        return -1;
+    if (rc > 0 && (rc = virDirRead(dirp, &ent, area)) != 0) {
+        if (rc > 0)
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("template '%s' still has overlays of clones in '%s' (clone '%s'): destroy its clones and remove the overlays of saved clones first"),
+                           vm->def->name, area, ent->d_name);
+        return -1;
+    }
+
+    if (qemuTemplateRecordRelease(vm->def) < 0)
+        return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
         virReportSystemError(errno, _("unable to remove template image '%s'"), path);
@@ -541,11 +610,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     }
     vm->hasTemplate = false;
 
-    if (qemuTemplateRecordRelease(vm->def->mem.tmpl->path) < 0)
-        return -1;
-
-    /* Running clones keep their overlays there until they end. */
-    if (rmdir(area) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+    if (rmdir(area) < 0 && errno != ENOENT)
         VIR_WARN("Unable to remove '%s': %s", area, g_strerror(errno));
 
     qemuTemplateMemoryRemove(driver, vm->def);
@@ -571,16 +636,14 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
             (disk->src->format != VIR_STORAGE_FILE_RAW &&
              disk->src->format != VIR_STORAGE_FILE_QCOW2)) {
             virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                           _("disk '%s' is writable and not a local raw or qcow2 file: "
-                             "clones can only write to overlays of such images"),
+                           _("disk '%s' is writable and not a local raw or qcow2 file: clones can only write to overlays of such images"),
                            disk->dst);
             return -1;
         }
 
         if (disk->src->shared || disk->transient) {
             virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                           _("disk '%s' is shareable or transient: it cannot be the "
-                             "read-only base of clones"),
+                           _("disk '%s' is shareable or transient: it cannot be the read-only base of clones"),
                            disk->dst);
             return -1;
         }
@@ -588,23 +651,19 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
 
     if (def->nnets > 0) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
-                       _("templates with network interfaces are not supported: "
-                         "every clone would have the same MAC address; "
-                         "attach interfaces to clones instead"));
+                       _("templates with network interfaces are not supported: every clone would have the same MAC address; attach interfaces to clones instead"));
         return -1;
     }
 
     if (def->os.loader && def->os.loader->nvram) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
-                       _("templates with UEFI variable stores are not supported: "
-                         "every clone would write the same NVRAM file"));
+                       _("templates with UEFI variable stores are not supported: every clone would write the same NVRAM file"));
         return -1;
     }
 
     if (def->ntpms > 0) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
-                       _("templates with a TPM are not supported: every clone "
-                         "would share its state"));
+                       _("templates with a TPM are not supported: every clone would share its state"));
         return -1;
     }
 
@@ -704,9 +763,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     if (!qemuTemplateIsProducer(vm->def)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%s' has no template memory: it needs "
-                         "<memoryBacking> with <source type='file'/>, "
-                         "<access mode='shared'/> and <template/>"),
+                       _("domain '%s' has no template memory: it needs <memoryBacking> with <source type='file'/>, <access mode='shared'/> and <template/>"),
                        vm->def->name);
         goto endjob;
     }
@@ -753,7 +810,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     recorded = true;
 
-    if (qemuTemplateBasesSetWritable(vm->def->mem.tmpl->path, false) < 0)
+    if (qemuTemplateBasesSetWritable(vm->def, false) < 0)
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -778,7 +835,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
             virErrorPtr orig_err;
 
             virErrorPreserveLast(&orig_err);
-            if (qemuTemplateRecordRelease(vm->def->mem.tmpl->path) < 0)
+            if (qemuTemplateRecordRelease(vm->def) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
             virErrorRestore(&orig_err);
@@ -1025,6 +1082,78 @@ qemuTemplateCloneRemoveOverlays(virDomainObj *vm)
 }
 
 
+/* The clone area is in the template's directory, which QEMU may write:
+ * what is found there must be a directory of the daemon's own. QEMU needs
+ * to get through it to the overlay it opens, hence the mode. */
+static int
+qemuTemplateMakePrivateDir(const char *path)
+{
+    struct stat sb;
+
+    if (mkdir(path, S_IRWXU | S_IXGRP | S_IXOTH) < 0 && errno != EEXIST) {
+        virReportSystemError(errno, _("unable to create directory '%s'"), path);
+        return -1;
+    }
+
+    if (lstat(path, &sb) < 0) {
+        virReportSystemError(errno, _("unable to access '%s'"), path);
+        return -1;
+    }
+
+    if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("'%s' is not a directory the daemon created"), path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+qemuTemplateMakeCloneDir(const char *tmplDir,
+                         const char *cloneDir)
+{
+    g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
+
+    if (qemuTemplateMakePrivateDir(area) < 0 ||
+        qemuTemplateMakePrivateDir(cloneDir) < 0)
+        return -1;
+
+    return 0;
+}
+
+
+/**
+ * qemuTemplateCloneKeepOverlays:
+ * @vm: domain object
+ *
+ * Keeps the disk overlays of @vm, a clone being saved: its save image
+ * needs them. They stay in the clone area, marked as kept, and are the
+ * user's from now on.
+ */
+void
+qemuTemplateCloneKeepOverlays(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autofree char *cloneDir = NULL;
+    g_autofree char *mark = NULL;
+    VIR_AUTOCLOSE fd = -1;
+
+    if (!priv->templateOverlays || !vm->def->mem.tmpl)
+        return;
+
+    cloneDir = qemuTemplateCloneDir(vm->def->mem.tmpl->path, vm->def->name);
+    mark = g_strdup_printf("%s/%s", cloneDir, QEMU_TEMPLATE_SAVED_MARK);
+    if (virFileIsDir(cloneDir) &&
+        (fd = open(mark, O_WRONLY | O_CREAT | O_NOFOLLOW, S_IRUSR | S_IWUSR)) < 0)
+        VIR_WARN("Unable to mark the overlays of clone '%s' as kept: %s",
+                 vm->def->name, g_strerror(errno));
+
+    g_clear_pointer(&priv->templateOverlays, g_strfreev);
+}
+
+
 /* Puts a new qcow2 overlay on each of the template's disk images that
  * clones share as their read-only base. The overlay goes where the clone's
  * XML puts the disk if that differs from the template, else in the clone's
@@ -1041,6 +1170,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
     size_t ncreated = 0;
     const char *qemuImg = NULL;
     size_t i;
+    int fd;
     int ret = -1;
 
     for (i = 0; i < tmplDef->ndisks; i++) {
@@ -1057,30 +1187,33 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         overlay->format = VIR_STORAGE_FILE_QCOW2;
 
         if (virStorageSourceIsSameLocation(disk->src, base)) {
-            if (g_mkdir_with_parents(cloneDir, S_IRWXU) < 0) {
-                virReportSystemError(errno, _("unable to create directory '%s'"),
-                                     cloneDir);
+            if (qemuTemplateMakeCloneDir(tmplDef->mem.tmpl->path, cloneDir) < 0)
                 goto cleanup;
-            }
             overlay->path = g_strdup_printf("%s/%s.qcow2", cloneDir, disk->dst);
         } else if (virStorageSourceGetActualType(disk->src) == VIR_STORAGE_TYPE_FILE &&
                    disk->src->path) {
             overlay->path = g_strdup(disk->src->path);
         } else {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                           _("disk '%s' of the clone must be a file: it is the "
-                             "overlay of the template's disk"),
+                           _("disk '%s' of the clone must be a file: it is the overlay of the template's disk"),
                            disk->dst);
             goto cleanup;
         }
 
         /* Never take over a file: it could be a sibling's overlay. */
-        if (virFileExists(overlay->path)) {
-            virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("overlay '%s' of disk '%s' already exists"),
-                           overlay->path, disk->dst);
+        if ((fd = open(overlay->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                       S_IRUSR | S_IWUSR)) < 0) {
+            if (errno == EEXIST)
+                virReportError(VIR_ERR_OPERATION_INVALID,
+                               _("overlay '%s' of disk '%s' already exists"),
+                               overlay->path, disk->dst);
+            else
+                virReportSystemError(errno, _("unable to create overlay '%s'"),
+                                     overlay->path);
             goto cleanup;
         }
+        VIR_FORCE_CLOSE(fd);
+        created[ncreated++] = g_strdup(overlay->path);
 
         if (!qemuImg && !(qemuImg = qemuFindQemuImgBinary(driver)))
             goto cleanup;
@@ -1090,7 +1223,6 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                    "-b", base->path, overlay->path, NULL);
         if (virCommandRun(cmd, NULL) < 0)
             goto cleanup;
-        created[ncreated++] = g_strdup(overlay->path);
 
         overlay->backingStore = virStorageSourceCopy(base, false);
         virObjectUnref(disk->src);
@@ -1236,7 +1368,7 @@ qemuTemplateClone(virConnectPtr conn,
 
     /* A name in use must be refused before its overlays are made. */
     if ((vm = virDomainObjListFindByName(driver->domains, def->name))) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
+        virReportError(VIR_ERR_OPERATION_FAILED,
                        _("domain '%s' already exists"), def->name);
         goto relock;
     }

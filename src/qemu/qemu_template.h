@@ -60,6 +60,9 @@ typedef int (*qemuTemplateEnsureACL)(virConnectPtr conn,
 void
 qemuTemplateCloneRemoveOverlays(virDomainObj *vm);
 
+void
+qemuTemplateCloneKeepOverlays(virDomainObj *vm);
+
 virDomainPtr
 qemuTemplateClone(virConnectPtr conn,
                   virQEMUDriver *driver,

@@ -48,12 +48,13 @@ expect_error() {
     echo "refused ($_label): $(echo "$_out" | tail -n 1)"
 }
 
-# heartbeat_after FILE N SECS: the first heartbeat in FILE with a counter
-# above N (a clone's console holds its template's heartbeats too).
+# heartbeat_after FILE N SECS: the first whole heartbeat in FILE with a
+# counter above N (a clone's console holds its template's heartbeats too;
+# the last line may still be being written).
 heartbeat_after() {
     _deadline=$(( $(date +%s) + $3 ))
     while [ "$(date +%s)" -le "$_deadline" ]; do
-        _line=$(tr -d '\r' <"$1" 2>/dev/null | grep '^HEARTBEAT' |
+        _line=$(tr -d '\r' <"$1" 2>/dev/null | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' |
                 awk -v n="$2" '{ split($2, a, "="); if (a[2] > n) { print; exit } }')
         if [ -n "$_line" ]; then
             echo "$_line"

@@ -121,7 +121,24 @@ touch -d "$mtime" "$base"
 fault "template disk image written behind libvirt" 1 1 0
 [ ! -e "$dir/clones/$tmpl-clone-3" ] || fail "a refused clone left its overlay directory"
 
-for c in $clones; do
+# A saved clone keeps its overlay, which holds the template back; restored,
+# it runs on with its own disk.
+c=$tmpl-clone-1
+virsh save $c "$E2E_DIR/$c.save" >/dev/null || fail "save of $c failed"
+[ -f "$(overlay_of $c)" ] || fail "the overlay of saved $c is gone"
+expect_error "removing a template under a saved clone's overlay" "still has overlays of clones" \
+    virsh undefine --remove-template $tmpl
+saved_n=$(field n "$(tr -d '\r' <"$E2E_DIR/$c.console" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1)")
+virsh restore "$E2E_DIR/$c.save" >/dev/null || fail "restore of $c failed"
+rm -f "$E2E_DIR/$c.save"
+beat=$(heartbeat_after "$E2E_DIR/$c.console" "$saved_n" 60) || fail "restored $c does not run on"
+[ "$(field disk "$beat")" = "$(field rand "$beat")" ] || fail "restored $c read back another record: $beat"
+echo "saved and restored $c: $beat"
+virsh destroy $c >/dev/null
+[ -f "$(overlay_of $c)" ] || fail "the overlay of the restored $c went with it"
+rm -r "$dir/clones/$c"
+
+for c in $tmpl-clone-2 $tmpl-xml-clone; do
     virsh destroy $c >/dev/null || fail "destroy of $c failed"
     [ ! -e "$(overlay_of $c)" ] || fail "$c's overlay was not removed"
 done

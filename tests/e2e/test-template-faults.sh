@@ -52,7 +52,7 @@ wait_gone() {
 }
 
 last_beat() {
-    tr -d '\r' <"$1" | grep '^HEARTBEAT' | tail -n 1
+    tr -d '\r' <"$1" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1
 }
 
 # start_producer [domxml.sh options]: a running template-to-be with a disk.
@@ -70,7 +70,12 @@ start_producer() {
 # prints 1 if its data was lost.
 check_clone() {
     _beat=$(heartbeat_after "$E2E_DIR/$1.console" "$2" 60) || fail "$1 does not run on from n=$2"
-    if [ "$(field sum "$_beat")" = "$3" ]; then echo 0; else echo 1; fi
+    if [ "$(field sum "$_beat")" = "$3" ]; then
+        echo 0
+    else
+        echo "$1: data lost: sum=$3 before, '$_beat' after" >&2
+        echo 1
+    fi
 }
 
 # 1. SIGKILL during template-create, at several points of it.
