@@ -59,14 +59,14 @@ done
 if grep -qh '^FAULT ' "$LOG_DIR"/e2e-*.log 2>/dev/null; then
     echo "== faults injected"
     grep -h '^FAULT ' "$LOG_DIR"/e2e-*.log | sed 's/^FAULT //' | awk '
-        BEGIN { printf "%-36s %9s %9s %10s\n", "fault", "injected", "survived", "data lost" }
+        BEGIN { printf "%-44s %9s %9s %10s\n", "fault", "injected", "survived", "data lost" }
         {
             split($(NF - 2), i, "="); split($(NF - 1), s, "="); split($NF, l, "=")
             NF -= 3
-            printf "%-36s %9d %9d %10d\n", $0, i[2], s[2], l[2]
+            printf "%-44s %9d %9d %10d\n", $0, i[2], s[2], l[2]
             ti += i[2]; ts += s[2]; tl += l[2]
         }
-        END { printf "%-36s %9d %9d %10d\n", "total", ti, ts, tl }'
+        END { printf "%-44s %9d %9d %10d\n", "total", ti, ts, tl }'
 fi
 
 "$ROOT/run" --stop
