@@ -72,6 +72,17 @@ fault() {
     echo "FAULT $1 injected=$2 survived=$3 lost=$4"
 }
 
+# cleanup_template NAME: destroy the running domains named NAME-* (its
+# clones) and NAME, and undefine NAME with its template if it has one.
+cleanup_template() {
+    for _c in $(virsh list --name | grep "^$1-" || true); do
+        virsh destroy "$_c" >/dev/null 2>&1 || true
+    done
+    virsh destroy "$1" >/dev/null 2>&1 || true
+    virsh undefine --remove-template "$1" >/dev/null 2>&1 || true
+    virsh undefine "$1" >/dev/null 2>&1 || true
+}
+
 # Destroy and undefine whatever the test left behind.
 cleanup_domain() {
     virsh destroy "$1" >/dev/null 2>&1 || true

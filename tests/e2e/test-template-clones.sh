@@ -12,12 +12,7 @@ base="$E2E_DIR/$tmpl-base.img"
 xml_overlay="$E2E_DIR/$tmpl-xml-clone.qcow2"
 clones="$tmpl-clone-1 $tmpl-clone-2 $tmpl-xml-clone"
 cleanup() {
-    for c in $clones; do
-        virsh destroy "$c" >/dev/null 2>&1 || true
-    done
-    virsh destroy $tmpl >/dev/null 2>&1 || true
-    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
-    virsh undefine $tmpl >/dev/null 2>&1 || true
+    cleanup_template $tmpl
     rm -f "$base" "$xml_overlay"
 }
 trap cleanup EXIT

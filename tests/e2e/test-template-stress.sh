@@ -11,12 +11,7 @@ base="$E2E_DIR/$tmpl-base.img"
 seconds=${STRESS_SECONDS:-300}
 width=32
 cleanup() {
-    for c in $(virsh list --name | grep "^$tmpl-s" || true); do
-        virsh destroy "$c" >/dev/null 2>&1 || true
-    done
-    virsh destroy $tmpl >/dev/null 2>&1 || true
-    virsh undefine --remove-template $tmpl >/dev/null 2>&1 || true
-    virsh undefine $tmpl >/dev/null 2>&1 || true
+    cleanup_template $tmpl
     rm -f "$base"
 }
 trap cleanup EXIT
