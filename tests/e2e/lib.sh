@@ -79,8 +79,10 @@ cleanup_template() {
         virsh destroy "$_c" >/dev/null 2>&1 || true
     done
     virsh destroy "$1" >/dev/null 2>&1 || true
-    virsh undefine --remove-template "$1" >/dev/null 2>&1 || true
-    virsh undefine "$1" >/dev/null 2>&1 || true
+    if virsh dominfo "$1" >/dev/null 2>&1 &&
+       ! _out=$(virsh undefine --remove-template "$1" 2>&1); then
+        echo "cleanup: $1 stays: $_out" >&2
+    fi
 }
 
 # Destroy and undefine whatever the test left behind.
