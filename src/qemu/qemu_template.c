@@ -232,8 +232,9 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
         return -1;
     }
 
-    virBufferAsprintf(buf, "<%s size='%lld' inode='%llu' mtime='%lld.%09ld' mode='%04o'",
+    virBufferAsprintf(buf, "<%s size='%lld' dev='%llu' inode='%llu' mtime='%lld.%09ld' mode='%04o'",
                       element, (long long) sb.st_size,
+                      (unsigned long long) sb.st_dev,
                       (unsigned long long) sb.st_ino,
                       (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec,
                       sb.st_mode & 07777);
@@ -316,15 +317,16 @@ qemuTemplateRecordCheck(const char *dir)
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = virXMLPropString(nodes[i], "path");
         g_autofree char *size = virXMLPropString(nodes[i], "size");
+        g_autofree char *dev = virXMLPropString(nodes[i], "dev");
         g_autofree char *inode = virXMLPropString(nodes[i], "inode");
         g_autofree char *mtime = virXMLPropString(nodes[i], "mtime");
         g_autofree char *was = NULL;
         g_autofree char *now = NULL;
         struct stat sb;
 
-        if (!path || !size || !inode || !mtime) {
+        if (!path || !size || !dev || !inode || !mtime) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a file lacks path, size, inode or mtime"));
+                           _("template record: a file lacks path, size, dev, inode or mtime"));
             return -1;
         }
 
@@ -333,9 +335,10 @@ qemuTemplateRecordCheck(const char *dir)
             return -1;
         }
 
-        was = g_strdup_printf("size=%s inode=%s mtime=%s", size, inode, mtime);
-        now = g_strdup_printf("size=%lld inode=%llu mtime=%lld.%09ld",
+        was = g_strdup_printf("size=%s dev=%s inode=%s mtime=%s", size, dev, inode, mtime);
+        now = g_strdup_printf("size=%lld dev=%llu inode=%llu mtime=%lld.%09ld",
                               (long long) sb.st_size,
+                              (unsigned long long) sb.st_dev,
                               (unsigned long long) sb.st_ino,
                               (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec);
         if (STRNEQ(was, now)) {
