@@ -66,6 +66,11 @@ heartbeat_after() {
     return 1
 }
 
+# last_heartbeat FILE: the last whole heartbeat in FILE.
+last_heartbeat() {
+    tr -d '\r' <"$1" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1
+}
+
 # fault NAME INJECTED SURVIVED LOST: one row of the fault table that
 # tests/run-all.sh prints.
 fault() {

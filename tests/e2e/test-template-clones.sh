@@ -123,7 +123,7 @@ virsh save $c "$E2E_DIR/$c.save" >/dev/null || fail "save of $c failed"
 [ -f "$(overlay_of $c)" ] || fail "the overlay of saved $c is gone"
 expect_error "removing a template under a saved clone's overlay" "still has overlays of clones" \
     virsh undefine --remove-template $tmpl
-saved_n=$(field n "$(tr -d '\r' <"$E2E_DIR/$c.console" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1)")
+saved_n=$(field n "$(last_heartbeat "$E2E_DIR/$c.console")")
 virsh restore "$E2E_DIR/$c.save" >/dev/null || fail "restore of $c failed"
 rm -f "$E2E_DIR/$c.save"
 beat=$(heartbeat_after "$E2E_DIR/$c.console" "$saved_n" 60) || fail "restored $c does not run on"

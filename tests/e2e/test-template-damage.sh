@@ -26,7 +26,7 @@ for c in $tmpl-clone-1 $tmpl-clone-2; do
     # Two more passes: at least one whole pass over the RAM after the start.
     beat=""
     for _ in $(seq 1 3000); do
-        beat=$(tr -d '\r' <"$E2E_DIR/$c.console" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1)
+        beat=$(last_heartbeat "$E2E_DIR/$c.console")
         [ -n "$beat" ] && [ "$(field churn "$beat")" -ge $((tchurn + 2)) ] && break
         sleep 0.1
     done

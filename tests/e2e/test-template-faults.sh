@@ -46,10 +46,6 @@ wait_gone() {
     return 1
 }
 
-last_beat() {
-    tr -d '\r' <"$1" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' | tail -n 1
-}
-
 # start_producer [domxml.sh options]: a running template-to-be with a disk.
 start_producer() {
     rm -f "$base"
@@ -88,7 +84,7 @@ for delay in 0.01 0.03 0.06 0.1 0.2; do
         wait_gone $tmpl || fail "delay $delay: the producer of a complete template still runs"
         [ -f "$dir/template.save" ] && [ -f "$dir/template.files" ] || fail "delay $delay: half a template"
         [ "$(stat -c %a "$base")" = 440 ] || fail "delay $delay: the base of a template is writable"
-        beat=$(last_beat "$E2E_DIR/$tmpl.console")
+        beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
         virsh clone-from-template $tmpl --name $tmpl-c >/dev/null || fail "delay $delay: the template does not clone"
         lost=$((lost + $(check_clone $tmpl-c "$(field n "$beat")" "$(field sum "$beat")")))
         virsh destroy $tmpl-c >/dev/null
@@ -101,7 +97,7 @@ for delay in 0.01 0.03 0.06 0.1 0.2; do
             [ ! -e "$dir/$f" ] || fail "delay $delay: $f left"
         done
         [ "$(stat -c %a "$base")" = 640 ] || fail "delay $delay: the base is still read-only"
-        beat=$(last_beat "$E2E_DIR/$tmpl.console")
+        beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
         lost=$((lost + $(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")))
         virsh template-create $tmpl >/dev/null || fail "delay $delay: template-create after the crash failed"
         virsh undefine --remove-template $tmpl >/dev/null
@@ -115,7 +111,7 @@ row "SIGKILL during template-create" $injected $survived $lost
 # 2. SIGKILL during clone starts.
 start_producer
 virsh template-create $tmpl >/dev/null
-tbeat=$(last_beat "$E2E_DIR/$tmpl.console")
+tbeat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
 tn=$(field n "$tbeat")
 tsum=$(field sum "$tbeat")
 injected=0 survived=0 lost=0 running=0 gone=0
@@ -161,7 +157,7 @@ virsh list >/dev/null
 lost=0
 for c in $(cat "$E2E_DIR/fault-clones"); do
     [ "$(virsh domstate $c)" = running ] || fail "$c is not running after the crash"
-    lost=$((lost + $(check_clone $c "$(field n "$(last_beat "$E2E_DIR/$c.console")")" "$tsum")))
+    lost=$((lost + $(check_clone $c "$(field n "$(last_heartbeat "$E2E_DIR/$c.console")")" "$tsum")))
 done
 virsh clone-from-template $tmpl --name $tmpl-after >/dev/null || fail "the template does not clone after the crash"
 lost=$((lost + $(check_clone $tmpl-after "$tn" "$tsum")))
@@ -195,7 +191,7 @@ expect_error "template-create on a full disk" "No space left on device" virsh te
 [ -z "$(ls "$mnt/t" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt/t")"
 virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"
 [ "$(stat -c %a "$base")" = 640 ] || fail "the base is read-only after a failed template-create"
-beat=$(last_beat "$E2E_DIR/$tmpl.console")
+beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
 lost=$(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")
 rm -f "$mnt/filler"
 virsh template-create $tmpl >/dev/null || fail "template-create with room failed"
