@@ -2,6 +2,7 @@
 # Start or stop the project's private virtqemud and virtlogd.
 #   daemon.sh start   start them unless running (restart when rebuilt)
 #   daemon.sh stop    destroy every domain they run and stop them
+# VIRTQEMUD_SELINUX_MOCK=1 daemon.sh start: virtqemud labels for SELinux.
 # Everything lives under build/root: config, state, logs and sockets, so
 # a libvirt installed on the machine is neither needed nor disturbed.
 set -eu
@@ -27,6 +28,9 @@ group = "root"
 namespaces = [ ]
 remember_owner = 0
 CONF
+    if [ "${VIRTQEMUD_SELINUX_MOCK:-0}" = 1 ]; then
+        echo 'security_driver = "selinux"' >>"$ETC/qemu.conf"
+    fi
     cat >"$ETC/virtqemud.conf" <<CONF
 # Written by scripts/daemon.sh.
 log_outputs = "${VIRTQEMUD_LOG_LEVEL:-3}:file:$LOG/virtqemud.log"
@@ -75,7 +79,16 @@ start_one() {
     # QEMU, started by virtqemud as a daemon, is reaped by PID 1, which
     # here takes ~1.5 s; libvirt waits for that on every destroy. tini
     # reaps it at once, as systemd does on a real host.
-    setsid tini -s -- "$MESON_DIR/src/$name" --config "$ETC/$name.conf" \
+    set --
+    if [ "$name" = virtqemud ] && [ "${VIRTQEMUD_SELINUX_MOCK:-0}" = 1 ]; then
+        # No SELinux kernel here: libvirt's test helper and ours fake it,
+        # so labels become user.libvirt.selinux xattrs.
+        mock="$BUILD_DIR/selinux-mock.so"
+        gcc -shared -fPIC -Wall -Werror -o "$mock" "$ROOT/tests/e2e/selinux-mock.c"
+        set -- env LD_PRELOAD="$MESON_DIR/tests/libsecurityselinuxhelper.so $mock" \
+            FAKE_SELINUX_CONTEXT=system_u:system_r:virtd_t:s0-s0:c0.c1023
+    fi
+    setsid tini -s -- "$@" "$MESON_DIR/src/$name" --config "$ETC/$name.conf" \
         --pid-file "$RUN/$name.pid" </dev/null >/dev/null 2>&1 9>&- &
     reaper=$!
     for _ in $(seq 1 100); do

@@ -28,6 +28,7 @@
 #include "qemu_migration_params.h"
 #include "qemu_process.h"
 #include "qemu_saveimage.h"
+#include "qemu_security.h"
 #include "domain_audit.h"
 #include "vircommand.h"
 #include "virfile.h"
@@ -724,15 +725,60 @@ qemuTemplateSync(virQEMUDriver *driver,
 }
 
 
+static int
+qemuTemplateSetSharedLabel(virQEMUDriver *driver,
+                           virDomainObj *vm,
+                           virStorageType type,
+                           const char *path)
+{
+    g_autoptr(virStorageSource) src = virStorageSourceNew();
+
+    src->type = type;
+    src->path = g_strdup(path);
+    src->shared = true;
+
+    return qemuSecuritySetImageLabel(driver, vm, src, false, true);
+}
+
+
+/* The security drivers gave the template directory and the RAM files the
+ * producer's own labels, which clones, confined with labels of their own
+ * (sVirt), cannot use. Relabel them like a shareable disk, which any domain
+ * may open read-write, as clones on QEMU before 8.2 do. Nothing restores
+ * these labels: the files go with the template. */
+static int
+qemuTemplateSetLabels(virQEMUDriver *driver,
+                      virDomainObj *vm)
+{
+    g_auto(GStrv) files = NULL;
+    char **file;
+
+    if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_DIR,
+                                   vm->def->mem.tmpl->path) < 0)
+        return -1;
+
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
+        return -1;
+
+    for (file = files; *file; file++) {
+        if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_FILE,
+                                       *file) < 0)
+            return -1;
+    }
+
+    return 0;
+}
+
+
 /**
  * qemuTemplateCreate:
  * @driver: qemu driver
  * @vm: running template producer, locked
  *
  * Saves the device state of @vm with x-ignore-shared next to its RAM
- * files, records those files and makes its writable disk images read-only,
- * publishes the template image once all is on disk and stops @vm while
- * keeping the files.
+ * files, labels them for clones to use, records them and makes its
+ * writable disk images read-only, publishes the template image once all is
+ * on disk and stops @vm while keeping the files.
  *
  * Returns 0 on success, -1 with an error reported and @vm left running.
  */
@@ -809,6 +855,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
+        qemuTemplateSetLabels(driver, vm) < 0 ||
         qemuTemplateRecordWrite(driver, vm) < 0)
         goto endjob;
     recorded = true;
