@@ -3,6 +3,7 @@
 #   daemon.sh start   start them unless running (restart when rebuilt)
 #   daemon.sh stop    destroy every domain they run and stop them
 # VIRTQEMUD_SELINUX_MOCK=1 daemon.sh start: virtqemud labels for SELinux.
+# LIBVIRT_ASAN=1: the daemons of the AddressSanitizer build (scripts/lib.sh).
 # Everything lives under build/root: config, state, logs and sockets, so
 # a libvirt installed on the machine is neither needed nor disturbed.
 set -eu
@@ -80,15 +81,20 @@ start_one() {
     # here takes ~1.5 s; libvirt waits for that on every destroy. tini
     # reaps it at once, as systemd does on a real host.
     set --
+    if [ "${LIBVIRT_ASAN:-0}" = 1 ]; then
+        # A memory error aborts the daemon and leaves a report next to its
+        # log. Leaks are not checked: the daemons are stopped by a signal.
+        set -- ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$LOG/asan"
+    fi
     if [ "$name" = virtqemud ] && [ "${VIRTQEMUD_SELINUX_MOCK:-0}" = 1 ]; then
         # No SELinux kernel here: libvirt's test helper and ours fake it,
         # so labels become user.libvirt.selinux xattrs.
         mock="$BUILD_DIR/selinux-mock.so"
         gcc -shared -fPIC -Wall -Werror -o "$mock" "$ROOT/tests/e2e/selinux-mock.c"
-        set -- env LD_PRELOAD="$MESON_DIR/tests/libsecurityselinuxhelper.so $mock" \
+        set -- "$@" LD_PRELOAD="$MESON_DIR/tests/libsecurityselinuxhelper.so $mock" \
             FAKE_SELINUX_CONTEXT=system_u:system_r:virtd_t:s0-s0:c0.c1023
     fi
-    setsid tini -s -- "$@" "$MESON_DIR/src/$name" --config "$ETC/$name.conf" \
+    setsid tini -s -- env "$@" "$MESON_DIR/src/$name" --config "$ETC/$name.conf" \
         --pid-file "$RUN/$name.pid" </dev/null >/dev/null 2>&1 9>&- &
     reaper=$!
     for _ in $(seq 1 100); do

@@ -7,6 +7,11 @@ done
 BUILD_DIR="$ROOT/build"
 SRC_DIR="$BUILD_DIR/libvirt"          # assembled tree (git: pristine + series)
 MESON_DIR="$BUILD_DIR/meson"          # meson/ninja build directory
+# LIBVIRT_ASAN=1: the same, built with AddressSanitizer, for the daemons
+# (tests/run-all.sh runs the fuzz test on it).
+if [ "${LIBVIRT_ASAN:-0}" = 1 ]; then
+    MESON_DIR="$BUILD_DIR/meson-asan"
+fi
 PREFIX="$BUILD_DIR/root"              # private prefix: config, state, sockets
 CACHE_DIR=${CACHE_DIR:-/var/cache/libvirt-templates}
 

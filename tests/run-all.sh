@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run every test of the project: libvirt's own suite on the patched tree
-# (unit and syntax-check), the project's unit tests (tests/unit) and the
-# end-to-end tests (tests/e2e).  Ends with "N passed, N failed[, N skipped]"
+# (unit and syntax-check), the project's unit tests (tests/unit), the
+# end-to-end tests (tests/e2e) and the fuzz test on an AddressSanitizer
+# build.  Ends with "N passed, N failed[, N skipped]"
 # and exits non-zero on any failure.
 set -u
 . "$(dirname "$0")/../scripts/lib.sh"
@@ -54,6 +55,35 @@ for kind in unit e2e; do
         esac
     done
 done
+
+# The fuzz test once more, on daemons built with AddressSanitizer: a memory
+# error aborts the daemon, which the test notices, and leaves a report.
+echo "== AddressSanitizer"
+"$ROOT/run" --stop
+log="$LOG_DIR/asan-test-template-fuzz.log"
+reports="$PREFIX/var/log/libvirt/asan"
+rm -f "$reports".*
+start=$(date +%s)
+if ! LIBVIRT_ASAN=1 "$ROOT/scripts/build.sh" >"$log" 2>&1; then
+    echo "FAIL asan/build, last lines of $log:"
+    tail -n 10 "$log" | sed 's/^/    /'
+    failed=$((failed + 1))
+else
+    LIBVIRT_ASAN=1 "$ROOT/tests/e2e/test-template-fuzz.sh" >>"$log" 2>&1 </dev/null
+    rc=$?
+    LIBVIRT_ASAN=1 "$ROOT/run" --stop
+    secs=$(( $(date +%s) - start ))
+    # Reports may also hold warnings, as on a child's stack switch.
+    if [ $rc = 0 ] && ! grep -qs 'ERROR: AddressSanitizer' "$reports".*; then
+        echo "PASS asan/test-template-fuzz (${secs}s)"
+        passed=$((passed + 1))
+    else
+        echo "FAIL asan/test-template-fuzz (${secs}s, rc=$rc), last lines of $log and reports:"
+        tail -n 10 "$log" | sed 's/^/    /'
+        grep -h -A 20 'ERROR: AddressSanitizer' "$reports".* 2>/dev/null | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+fi
 
 # The rows the fault tests print (see fault() in tests/e2e/lib.sh).
 if grep -qh '^FAULT ' "$LOG_DIR"/e2e-*.log 2>/dev/null; then
