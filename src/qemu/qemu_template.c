@@ -194,7 +194,7 @@ qemuTemplateImagePath(const virDomainDef *def)
 
 /* The files a template is made of as they were when it was created: its
  * RAM files and the images of its writable disks, which became the
- * read-only base of every clone's overlay. */
+ * read-only base of every clone's overlay, with their backing chains. */
 static char *
 qemuTemplateRecordPath(const char *dir)
 {
@@ -221,11 +221,31 @@ qemuTemplateDiskIsBase(const virDomainDiskDef *disk)
 }
 
 
+/* What clones rely on about a template file, as record attributes: the
+ * same file, of the same size, not written since. */
+static char *
+qemuTemplateFileIdentity(const struct stat *sb)
+{
+#ifdef __APPLE__
+    const struct timespec *mtime = &sb->st_mtimespec;
+#else
+    const struct timespec *mtime = &sb->st_mtim;
+#endif
+
+    return g_strdup_printf("size='%lld' dev='%llu' inode='%llu' mtime='%lld.%09ld'",
+                           (long long) sb->st_size,
+                           (unsigned long long) sb->st_dev,
+                           (unsigned long long) sb->st_ino,
+                           (long long) mtime->tv_sec, (long) mtime->tv_nsec);
+}
+
+
 static int
 qemuTemplateRecordFormatFile(virBuffer *buf,
                              const char *element,
                              const char *path)
 {
+    g_autofree char *identity = NULL;
     struct stat sb;
 
     if (stat(path, &sb) < 0) {
@@ -233,11 +253,8 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
         return -1;
     }
 
-    virBufferAsprintf(buf, "<%s size='%lld' dev='%llu' inode='%llu' mtime='%lld.%09ld' mode='%04o'",
-                      element, (long long) sb.st_size,
-                      (unsigned long long) sb.st_dev,
-                      (unsigned long long) sb.st_ino,
-                      (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec,
+    identity = qemuTemplateFileIdentity(&sb);
+    virBufferAsprintf(buf, "<%s %s mode='%04o'", element, identity,
                       sb.st_mode & 07777);
     virBufferEscapeString(buf, " path='%s'/>\n", path);
     return 0;
@@ -266,9 +283,21 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
             return -1;
     }
     for (i = 0; i < vm->def->ndisks; i++) {
-        if (qemuTemplateDiskIsBase(vm->def->disks[i]) &&
-            qemuTemplateRecordFormatFile(&buf, "base", vm->def->disks[i]->src->path) < 0)
+        virStorageSource *src = vm->def->disks[i]->src;
+        virStorageSource *n;
+
+        if (!qemuTemplateDiskIsBase(vm->def->disks[i]))
+            continue;
+
+        if (qemuTemplateRecordFormatFile(&buf, "base", src->path) < 0)
             return -1;
+
+        /* Clones read the base's own backing chain too. */
+        for (n = src->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
+            if (virStorageSourceIsLocalStorage(n) && n->path &&
+                qemuTemplateRecordFormatFile(&buf, "backing", n->path) < 0)
+                return -1;
+        }
     }
     virBufferAdjustIndent(&buf, -2);
     virBufferAddLit(&buf, "</templateFiles>\n");
@@ -290,7 +319,7 @@ qemuTemplateRecordRead(const char *dir,
     if (!(*doc = virXMLParse(path, NULL, NULL, "templateFiles", &ctxt, NULL, false)))
         return NULL;
 
-    if ((*nnodes = virXPathNodeSet("./ram|./base", ctxt, &nodes)) <= 0) {
+    if ((*nnodes = virXPathNodeSet("./ram|./base|./backing", ctxt, &nodes)) <= 0) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("template record '%s' lists no files"), path);
         g_clear_pointer(doc, xmlFreeDoc);
@@ -336,12 +365,9 @@ qemuTemplateRecordCheck(const char *dir)
             return -1;
         }
 
-        was = g_strdup_printf("size=%s dev=%s inode=%s mtime=%s", size, dev, inode, mtime);
-        now = g_strdup_printf("size=%lld dev=%llu inode=%llu mtime=%lld.%09ld",
-                              (long long) sb.st_size,
-                              (unsigned long long) sb.st_dev,
-                              (unsigned long long) sb.st_ino,
-                              (long long) sb.st_mtim.tv_sec, (long) sb.st_mtim.tv_nsec);
+        was = g_strdup_printf("size='%s' dev='%s' inode='%s' mtime='%s'",
+                              size, dev, inode, mtime);
+        now = qemuTemplateFileIdentity(&sb);
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("template file '%s' was changed after the template was created: it had %s, it has %s"),
@@ -357,8 +383,8 @@ qemuTemplateRecordCheck(const char *dir)
 /* While the template exists its disk images are the base of every clone's
  * overlay: nobody may write them, not even the domain they came from.
  * Released, they get back the write permissions they had. The paths come
- * from the domain, never from the record: QEMU may write the directory the
- * record is in, and only write permission bits are ever changed. */
+ * from the domain, never from the record, and only write permission bits
+ * are ever changed: the daemon acts as root on a file anyone could edit. */
 static int
 qemuTemplateBasesSetWritable(const virDomainDef *def,
                              bool writable)
@@ -502,9 +528,11 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
 
 /* A template is reached through its directory: a symbolic link there
  * would let whoever can change it pick the files a template is made of or
- * the files its clones map. */
+ * the files its clones map. Once @created, the directory is the daemon's
+ * (see qemuTemplateSetAccess()). */
 static int
-qemuTemplateCheckDir(const char *dir)
+qemuTemplateCheckDir(const char *dir,
+                     bool created)
 {
     struct stat sb;
 
@@ -522,6 +550,13 @@ qemuTemplateCheckDir(const char *dir)
     if (!S_ISDIR(sb.st_mode)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("template directory '%s' is not a directory"), dir);
+        return -1;
+    }
+
+    if (created && sb.st_uid != geteuid()) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template directory '%s' is not owned by the daemon"),
+                       dir);
         return -1;
     }
 
@@ -745,17 +780,28 @@ qemuTemplateSetSharedLabel(virQEMUDriver *driver,
  * producer's own labels, which clones, confined with labels of their own
  * (sVirt), cannot use. Relabel them like a shareable disk, which any domain
  * may open read-write, as clones on QEMU before 8.2 do. Nothing restores
- * these labels: the files go with the template. */
+ * these labels: the files go with the template.
+ *
+ * The directory then goes to the daemon: clones only need to get through
+ * it, and no QEMU may rename or replace what the daemon later uses in it
+ * by path (the image, the record, the clone area). */
 static int
-qemuTemplateSetLabels(virQEMUDriver *driver,
+qemuTemplateSetAccess(virQEMUDriver *driver,
                       virDomainObj *vm)
 {
+    const char *dir = vm->def->mem.tmpl->path;
     g_auto(GStrv) files = NULL;
     char **file;
 
-    if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_DIR,
-                                   vm->def->mem.tmpl->path) < 0)
+    if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_DIR, dir) < 0)
         return -1;
+
+    if (chown(dir, geteuid(), getegid()) < 0 ||
+        chmod(dir, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
+        virReportSystemError(errno, _("unable to take over template directory '%s'"),
+                             dir);
+        return -1;
+    }
 
     if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
         return -1;
@@ -823,7 +869,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     }
 
-    if (qemuTemplateCheckDir(vm->def->mem.tmpl->path) < 0 ||
+    if (qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
         qemuTemplateCreateCheckDevices(vm->def) < 0 ||
         !qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_SAVE, 0))
         goto endjob;
@@ -855,7 +901,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
-        qemuTemplateSetLabels(driver, vm) < 0 ||
+        qemuTemplateSetAccess(driver, vm) < 0 ||
         qemuTemplateRecordWrite(driver, vm) < 0)
         goto endjob;
     recorded = true;
@@ -1132,9 +1178,10 @@ qemuTemplateCloneRemoveOverlays(virDomainObj *vm)
 }
 
 
-/* The clone area is in the template's directory, which QEMU may write:
- * what is found there must be a directory of the daemon's own. QEMU needs
- * to get through it to the overlay it opens, hence the mode. */
+/* The clone area is in the template's directory, which is the daemon's
+ * since template-create, but whatever is found there must still be a
+ * directory of the daemon's own. QEMU needs to get through it to the
+ * overlay it opens, hence the mode. */
 static int
 qemuTemplateMakePrivateDir(const char *path)
 {
@@ -1376,7 +1423,7 @@ qemuTemplateClone(virConnectPtr conn,
         goto endjob;
     }
 
-    if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path) < 0)
+    if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path, true) < 0)
         goto endjob;
 
     path = qemuTemplateImagePath(tmpl->def);

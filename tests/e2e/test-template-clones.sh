@@ -33,8 +33,10 @@ tn=$(field n "$last")
 grep -q "<base .*mode='0640' path='$base'/>" "$dir/template.files" ||
     fail "the template record does not list the base: $(cat "$dir/template.files")"
 [ "$(stat -c %a "$dir/pc.ram")" = 600 ] || fail "the RAM file has mode $(stat -c %a "$dir/pc.ram")"
+[ "$(stat -c %a:%u "$dir")" = "711:$(id -u)" ] ||
+    fail "the template directory is not the daemon's: mode:owner $(stat -c %a:%u "$dir")"
 base_sum=$(sha256sum "$base" | cut -d' ' -f1)
-echo "template: base read-only (440, was 640), holding the template's record $(field disk "$last")"
+echo "template: base read-only (440, was 640), holding the template's record $(field disk "$last"); directory the daemon's (711)"
 
 # Two clones with overlays in the clone area, one where its XML puts the disk.
 virsh clone-from-template $tmpl --count 2 --nic user >/dev/null || fail "clone --count 2 --nic user failed"
@@ -114,6 +116,12 @@ expect_error "base written since the template" "was changed after the template w
     virsh clone-from-template $tmpl
 touch -d "$mtime" "$base"
 fault "template disk image written behind libvirt" 1 1 0
+# A template directory given to another user, who could swap what is in it.
+chown nobody "$dir"
+expect_error "template directory given away" "is not owned by the daemon" \
+    virsh clone-from-template $tmpl
+chown "$(id -u)" "$dir"
+fault "template directory given away" 1 1 0
 [ ! -e "$dir/clones/$tmpl-clone-3" ] || fail "a refused clone left its overlay directory"
 
 # A saved clone keeps its overlay, which holds the template back; restored,

@@ -1,0 +1,49 @@
+#!/bin/sh
+# A template whose disk is a qcow2 image on a backing file: its clones read
+# that file too, so the template's record lists it, and a backing file
+# written behind libvirt's back stops clones as a written base does.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-chain
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+backing="$E2E_DIR/$tmpl-golden.img"
+top="$E2E_DIR/$tmpl-top.qcow2"
+cleanup() {
+    cleanup_template $tmpl
+    rm -f "$backing" "$top"
+}
+trap cleanup EXIT
+cleanup
+
+truncate -s 16M "$backing"
+qemu-img create -q -f qcow2 -b "$backing" -F raw "$top"
+backing_sum=$(sha256sum "$backing" | cut -d' ' -f1)
+virsh define "$(domxml $tmpl --memory 256 --disk "$top" --template)" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
+    fail "the template does not write its disk"
+virsh template-create $tmpl >/dev/null || fail "template-create of a disk on a backing file failed"
+tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
+grep -q "<backing .* path='$backing'/>" "$dir/template.files" ||
+    fail "the template record does not list the backing file: $(cat "$dir/template.files")"
+echo "template record: $(grep -o "<backing .*/>" "$dir/template.files")"
+
+c=$tmpl-clone-1
+virsh clone-from-template $tmpl $c >/dev/null || fail "clone-from-template failed"
+beat=$(heartbeat_after "$E2E_DIR/$c.console" "$tn" 60) || fail "$c does not run on"
+[ "$(field disk "$beat")" = "$(field rand "$beat")" ] || fail "$c read back another record: $beat"
+echo "$c: $beat"
+virsh destroy $c >/dev/null
+
+mtime=$(stat -c %y "$backing")
+touch "$backing"
+expect_error "backing file written since the template" "was changed after the template was created" \
+    virsh clone-from-template $tmpl
+touch -d "$mtime" "$backing"
+fault "template backing file written behind libvirt" 1 1 0
+virsh clone-from-template $tmpl $tmpl-clone-2 >/dev/null ||
+    fail "no clone once the backing file was as recorded again"
+virsh destroy $tmpl-clone-2 >/dev/null
+[ "$(sha256sum "$backing" | cut -d' ' -f1)" = "$backing_sum" ] || fail "the backing file changed"
+echo "PASS: the backing file is recorded, unchanged by clones, and a written one is refused"
