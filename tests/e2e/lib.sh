@@ -77,6 +77,18 @@ fault() {
     echo "FAULT $1 injected=$2 survived=$3 lost=$4"
 }
 
+# refused_if_touched TEMPLATE FILE LABEL: FILE of TEMPLATE written behind
+# libvirt's back (only its mtime changes) refuses clones; then its mtime is
+# put back. One row of the fault table, LABEL.
+refused_if_touched() {
+    _mtime=$(stat -c %y "$2")
+    touch "$2"
+    expect_error "$3" "was changed after the template was created" \
+        virsh clone-from-template "$1"
+    touch -d "$_mtime" "$2"
+    fault "$3" 1 1 0
+}
+
 # cleanup_template NAME: destroy the running domains named NAME-* (its
 # clones) and NAME, and undefine NAME with its template if it has one.
 cleanup_template() {
