@@ -87,6 +87,8 @@ start_one() {
         set -- ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$LOG/asan"
     fi
     if [ "$name" = virtqemud ] && [ "${VIRTQEMUD_SELINUX_MOCK:-0}" = 1 ]; then
+        # ASan must come first, and its build has no test helpers.
+        [ "${LIBVIRT_ASAN:-0}" != 1 ] || die "VIRTQEMUD_SELINUX_MOCK needs the build without ASan"
         # No SELinux kernel here: libvirt's test helper and ours fake it,
         # so labels become user.libvirt.selinux xattrs.
         mock="$BUILD_DIR/selinux-mock.so"

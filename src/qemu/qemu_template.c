@@ -79,6 +79,7 @@ qemuTemplateIsClone(const virDomainDef *def)
  * Lists the RAM files of @def's template memory: one per RAM backend,
  * named after its id ('ram-nodeN' per NUMA cell, or the machine's
  * default RAM id). Validation guarantees these are the only ones.
+ * virt-aa-helper, which cannot call this, recreates the names.
  *
  * Returns a NULL terminated list of absolute paths, or NULL with an error
  * reported.
@@ -554,7 +555,7 @@ qemuTemplateCheckDir(const char *dir,
     }
 
     if (created && sb.st_uid != geteuid()) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
+        virReportError(VIR_ERR_OPERATION_INVALID,
                        _("template directory '%s' is not owned by the daemon"),
                        dir);
         return -1;
@@ -763,12 +764,11 @@ qemuTemplateSync(virQEMUDriver *driver,
 static int
 qemuTemplateSetSharedLabel(virQEMUDriver *driver,
                            virDomainObj *vm,
-                           virStorageType type,
                            const char *path)
 {
     g_autoptr(virStorageSource) src = virStorageSourceNew();
 
-    src->type = type;
+    src->type = VIR_STORAGE_TYPE_FILE;
     src->path = g_strdup(path);
     src->shared = true;
 
@@ -776,43 +776,95 @@ qemuTemplateSetSharedLabel(virQEMUDriver *driver,
 }
 
 
-/* The security drivers gave the template directory and the RAM files the
- * producer's own labels, which clones, confined with labels of their own
- * (sVirt), cannot use. Relabel them like a shareable disk, which any domain
- * may open read-write, as clones on QEMU before 8.2 do. Nothing restores
- * these labels: the files go with the template.
+/* Gives the template directory back to its owner when template-create
+ * fails after qemuTemplateSetAccess(). */
+static void
+qemuTemplateGiveBackDir(const char *dir,
+                        const struct stat *was)
+{
+    if (chown(dir, was->st_uid, was->st_gid) < 0 ||
+        chmod(dir, was->st_mode & 07777) < 0)
+        VIR_WARN("Unable to give back template directory '%s': %s",
+                 dir, g_strerror(errno));
+}
+
+
+/* Until template-create, the producer's QEMU owns the template directory
+ * and could put symbolic links where the daemon is about to write, chown
+ * or label files. So the daemon first takes the directory, by descriptor
+ * (mode 0711: clones only need to get through it), and only then checks
+ * and relabels what is in it.
  *
- * The directory then goes to the daemon: clones only need to get through
- * it, and no QEMU may rename or replace what the daemon later uses in it
- * by path (the image, the record, the clone area). */
+ * The security drivers gave the directory and the RAM files the producer's
+ * own labels, which clones, confined with labels of their own (sVirt),
+ * cannot use. The RAM files are relabelled like a shareable disk, which
+ * any domain may open read-write, as clones on QEMU before 8.2 do, and the
+ * directory read-only for all domains. Nothing restores these labels: the
+ * RAM files go with the template, and a producer started again relabels
+ * the directory (qemuProcessBuildDestroyMemoryPaths()).
+ *
+ * @was is filled with the directory's owner and mode before. */
 static int
 qemuTemplateSetAccess(virQEMUDriver *driver,
-                      virDomainObj *vm)
+                      virDomainObj *vm,
+                      struct stat *was)
 {
     const char *dir = vm->def->mem.tmpl->path;
     g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
     char **file;
+    struct stat sb;
 
-    if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_DIR, dir) < 0)
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fstat(dirfd, was) < 0) {
+        virReportSystemError(errno, _("unable to open template directory '%s'"), dir);
         return -1;
+    }
 
-    if (chown(dir, geteuid(), getegid()) < 0 ||
-        chmod(dir, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
-        virReportSystemError(errno, _("unable to take over template directory '%s'"),
+    if (fchown(dirfd, geteuid(), getegid()) < 0) {
+        virReportSystemError(errno, _("unable to take ownership of template directory '%s'"),
                              dir);
         return -1;
     }
 
-    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
-        return -1;
-
-    for (file = files; *file; file++) {
-        if (qemuTemplateSetSharedLabel(driver, vm, VIR_STORAGE_TYPE_FILE,
-                                       *file) < 0)
-            return -1;
+    if (fchmod(dirfd, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
+        virReportSystemError(errno, _("unable to change the mode of template directory '%s'"),
+                             dir);
+        goto error;
     }
 
+    if (lstat(dir, &sb) < 0 ||
+        sb.st_dev != was->st_dev || sb.st_ino != was->st_ino) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template directory '%s' was replaced during template-create"),
+                       dir);
+        goto error;
+    }
+
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
+        goto error;
+
+    for (file = files; *file; file++) {
+        if (lstat(*file, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("template RAM file '%s' is not a regular file of its own"),
+                           *file);
+            goto error;
+        }
+
+        if (qemuTemplateSetSharedLabel(driver, vm, *file) < 0)
+            goto error;
+    }
+
+    if (virSecurityManagerDomainSetPathLabelRO(driver->securityManager,
+                                               vm->def, dir) < 0)
+        goto error;
+
     return 0;
+
+ error:
+    qemuTemplateGiveBackDir(dir, was);
+    return -1;
 }
 
 
@@ -840,7 +892,9 @@ qemuTemplateCreate(virQEMUDriver *driver,
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
     bool was_running = false;
+    bool dirTaken = false;
     bool recorded = false;
+    struct stat dirWas;
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_SAVE,
@@ -898,10 +952,13 @@ qemuTemplateCreate(virQEMUDriver *driver,
                                     0, driver->xmlopt)))
         goto endjob;
 
+    if (qemuTemplateSetAccess(driver, vm, &dirWas) < 0)
+        goto endjob;
+    dirTaken = true;
+
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
-        qemuTemplateSetAccess(driver, vm) < 0 ||
         qemuTemplateRecordWrite(driver, vm) < 0)
         goto endjob;
     recorded = true;
@@ -936,6 +993,9 @@ qemuTemplateCreate(virQEMUDriver *driver,
                          vm->def->name);
             virErrorRestore(&orig_err);
         }
+
+        if (dirTaken)
+            qemuTemplateGiveBackDir(vm->def->mem.tmpl->path, &dirWas);
 
         if (was_running && virDomainObjIsActive(vm)) {
             virErrorPtr orig_err;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # sVirt labels of a template and its clones.  Each clone runs with MCS
 # categories of its own, so the template's directory and RAM files must
-# carry the label all domains share, not the producer's, whatever clones
-# start and stop.  This kernel has no SELinux: virtqemud runs its SELinux
+# carry labels all domains share, not the producer's, whatever clones
+# start and stop: the RAM files the shareable one (clones on QEMU before
+# 8.2 open them read-write), the directory the read-only one.  This kernel has no SELinux: virtqemud runs its SELinux
 # driver on libvirt's own test helper, which writes labels as
 # user.libvirt.selinux xattrs; nothing enforces them and QEMU runs
 # unconfined, so this checks the labels libvirt sets, not their effect.
@@ -57,9 +58,9 @@ expect_label "$dir" "$producer" "before template-create"
 echo "producer: its template directory is labelled $producer"
 
 virsh template-create $tmpl >/dev/null
-expect_label "$dir" "$shared" "after template-create"
+expect_label "$dir" "$readonly_shared" "after template-create"
 expect_label "$dir/pc.ram" "$shared" "after template-create"
-echo "template: directory and pc.ram labelled $shared"
+echo "template: pc.ram labelled $shared, its directory $readonly_shared"
 
 virsh clone-from-template $tmpl --count 2 >/dev/null
 labels=""
@@ -73,7 +74,7 @@ for c in $tmpl-clone-1 $tmpl-clone-2; do
     expect_label "$dir/clones/$c/vda.qcow2" "$own" "the overlay of running $c"
     echo "$c: image label $own, on its overlay too"
 done
-expect_label "$dir" "$shared" "with two clones running"
+expect_label "$dir" "$readonly_shared" "with two clones running"
 expect_label "$dir/pc.ram" "$shared" "with two clones running"
 expect_label "$dir/template.save" "$readonly_shared" "with two clones running"
 expect_label "$base" "$readonly_shared" "with two clones running"
@@ -81,7 +82,7 @@ echo "with two clones running: base and template image $readonly_shared, RAM fil
 
 n=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl-clone-2.console")")
 virsh destroy $tmpl-clone-1 >/dev/null
-expect_label "$dir" "$shared" "after a clone stopped"
+expect_label "$dir" "$readonly_shared" "after a clone stopped"
 expect_label "$dir/pc.ram" "$shared" "after a clone stopped"
 expect_label "$dir/template.save" "$readonly_shared" "after a clone stopped"
 expect_label "$base" "$readonly_shared" "after a clone stopped"
@@ -91,3 +92,12 @@ virsh clone-from-template $tmpl $tmpl-clone-3 >/dev/null ||
     fail "no clone after a clone stopped"
 expect_label "$dir/pc.ram" "$shared" "with a third clone running"
 echo "after a clone stopped: labels unchanged, its sibling runs on, a third clone started"
+
+# Discarded by start --force-boot, the template's directory is the
+# producer's again, whatever template-create left in it.
+for c in $tmpl-clone-2 $tmpl-clone-3; do
+    virsh destroy $c >/dev/null
+done
+virsh start --force-boot $tmpl >/dev/null || fail "start --force-boot of the template failed"
+expect_label "$dir" "$(imagelabel $tmpl)" "after start --force-boot"
+echo "start --force-boot: the directory is labelled for the producer again"
