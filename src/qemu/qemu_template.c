@@ -856,8 +856,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
             goto error;
     }
 
-    if (virSecurityManagerDomainSetPathLabelRO(driver->securityManager,
-                                               vm->def, dir) < 0)
+    if (qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
         goto error;
 
     return 0;
