@@ -27,10 +27,15 @@ import raw_qemu_clone
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 MESON = os.path.join(BUILD, "meson")
-WORK = os.path.join(BUILD, "bench")
+# The private prefix and the guests' files live outside the checkout, where
+# the unprivileged QEMU user can reach them (scripts/lib.sh: STATE_DIR).
+STATE = subprocess.run(["sh", "-c", '. scripts/lib.sh && echo "$STATE_DIR"'], cwd=ROOT,
+                       check=True, capture_output=True, text=True).stdout.strip()
+PREFIX = os.path.join(STATE, "root")
+WORK = os.path.join(STATE, "bench")
 RESULTS = os.path.join(ROOT, "bench", "results")
 TMPFS = "/dev/shm/libvirt-bench"
-LOG = os.path.join(BUILD, "root", "var", "log", "libvirt", "virtqemud.log")
+LOG = os.path.join(PREFIX, "var", "log", "libvirt", "virtqemud.log")
 ENV = dict(os.environ,
            LD_LIBRARY_PATH=os.path.join(MESON, "src"),
            LIBVIRT_DIR_OVERRIDE="1",
@@ -165,7 +170,7 @@ def remove_bench_domains():
 
 
 def qemu_pid(name):
-    with open(os.path.join(BUILD, "root", "var", "run", "libvirt", "qemu", name + ".pid")) as f:
+    with open(os.path.join(PREFIX, "var", "run", "libvirt", "qemu", name + ".pid")) as f:
         return int(f.read())
 
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Assemble the libvirt tree in build/libvirt: pristine 9.0.0 as the first
+# Assemble the libvirt tree in build/libvirt: pristine 11.3.0 as the first
 # commit, the new files of this repository, then patches/ as commits.
 #
 # Re-running is cheap: the tree is re-assembled only when patches/ changed,
@@ -26,9 +26,9 @@ unpack_pristine() {
     mv "$BUILD_DIR/libvirt-$LIBVIRT_VERSION" "$SRC_DIR"
     git_src init -q -b master
     # A git submodule upstream: syntax-check must not see it as our files.
-    echo "/src/keycodemapdb/" >>"$SRC_DIR/.git/info/exclude"
+    echo "/subprojects/keycodemapdb/" >>"$SRC_DIR/.git/info/exclude"
     git_src add -A .
-    GIT_AUTHOR_DATE="2023-01-16T00:00:00Z" GIT_COMMITTER_DATE="2023-01-16T00:00:00Z" \
+    GIT_AUTHOR_DATE="2025-05-02T00:00:00Z" GIT_COMMITTER_DATE="2025-05-02T00:00:00Z" \
         git_src commit -q -m "libvirt $LIBVIRT_VERSION (pristine upstream tarball)"
     git_src tag pristine
 }

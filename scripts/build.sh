@@ -14,16 +14,18 @@ flock 8
 
 log="$MESON_DIR.log"
 
-# QEMU runs as root: the private daemon must not need Debian's libvirt-qemu
-# user, which only the libvirt-daemon-system package creates.
+# QEMU runs as Debian's unprivileged user, which install-deps.sh creates as
+# the libvirt-daemon-system package does.  The LXC driver is built only for
+# libvirt's check-driverimpls and check-aclrules tests, which expect it.
 set -- --prefix="$PREFIX" \
+    -Drunstatedir="$PREFIX/var/run" \
     -Dsystem=false -Dinit_script=none \
     -Ddocs=disabled \
-    -Dqemu_user=root -Dqemu_group=root \
+    -Dqemu_user="$QEMU_USER" -Dqemu_group="$QEMU_GROUP" \
     -Ddriver_qemu=enabled -Ddriver_remote=enabled \
     -Ddriver_libvirtd=enabled -Ddriver_network=enabled \
     -Ddriver_test=enabled \
-    -Ddriver_lxc=disabled -Ddriver_libxl=disabled \
+    -Ddriver_lxc=enabled -Ddriver_libxl=disabled \
     -Ddriver_ch=disabled -Ddriver_vbox=disabled \
     -Ddriver_esx=disabled -Ddriver_hyperv=disabled \
     -Ddriver_openvz=disabled -Ddriver_vz=disabled \

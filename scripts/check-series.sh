@@ -13,7 +13,7 @@ commits=$(git -C "$SRC_DIR" rev-list --reverse pristine..HEAD -- . \
           $(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files"))
 [ -d "$wt" ] || git -C "$SRC_DIR" worktree add -q --detach "$wt" pristine
 # Not tracked (a submodule upstream), so a worktree does not get it.
-[ -d "$wt/src/keycodemapdb/tools" ] || cp -r "$SRC_DIR/src/keycodemapdb" "$wt/src/"
+[ -d "$wt/subprojects/keycodemapdb/tools" ] || cp -r "$SRC_DIR/subprojects/keycodemapdb" "$wt/subprojects/"
 failed=0
 for c in $commits; do
     subject=$(git -C "$SRC_DIR" log -1 --format=%s "$c")

@@ -4,8 +4,9 @@
 #   daemon.sh stop    destroy every domain they run and stop them
 # VIRTQEMUD_SELINUX_MOCK=1 daemon.sh start: virtqemud labels for SELinux.
 # LIBVIRT_ASAN=1: the daemons of the AddressSanitizer build (scripts/lib.sh).
-# Everything lives under build/root: config, state, logs and sockets, so
-# a libvirt installed on the machine is neither needed nor disturbed.
+# Everything lives under $PREFIX (scripts/lib.sh): config, state, logs and
+# sockets, so a libvirt installed on the machine is neither needed nor
+# disturbed.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -21,10 +22,13 @@ export LIBVIRT_DEFAULT_URI=qemu:///system
 write_config() {
     mkdir -p "$ETC" "$LOG/qemu" "$RUN/libvirt" \
         "$PREFIX/var/lib/libvirt/qemu" "$PREFIX/var/cache/libvirt/qemu"
+    # QEMU, as its own user, must be able to reach the files in here.
+    chmod 0755 "$STATE_DIR" "$PREFIX"
     cat >"$ETC/qemu.conf" <<CONF
-# Written by scripts/daemon.sh.
-user = "root"
-group = "root"
+# Written by scripts/daemon.sh.  QEMU runs as Debian's default user, with
+# DAC labelling (dynamic_ownership) on.
+user = "$QEMU_USER"
+group = "$QEMU_GROUP"
 # The per-domain mount namespace fails here ("failed to umount devfs").
 namespaces = [ ]
 remember_owner = 0

@@ -10,7 +10,7 @@ tmpl=demo-template
 nclones=${DEMO_CLONES:-4}
 fill=${DEMO_FILL_MIB:-128}
 memory=${DEMO_MEMORY_MIB:-512}
-work="$BUILD_DIR/demo"
+work="$STATE_DIR/demo"
 mkdir -p "$work"
 
 virsh() {
@@ -75,16 +75,31 @@ for i in $(seq 1 "$nclones"); do
     echo "  $c: $checked"
 done
 
-printf '\n| step                                  | time (ms) | PSS (MiB) | USS (MiB) | shared (MiB) |\n'
-printf '|---------------------------------------|-----------|-----------|-----------|--------------|\n'
-printf '| cold boot to ready (%4d MiB filled)  | %9d |           |           |              |\n' "$fill" "$boot"
-printf '| template-create                       | %9d |           |           |              |\n' "$create"
+# ram_open PID: how QEMU PID holds the template's RAM file (its open flags)
+ram_open() {
+    for _fd in /proc/"$1"/fd/*; do
+        case $(readlink "$_fd") in
+            */template/$tmpl/pc.ram)
+                _flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$1/fdinfo/${_fd##*/}")
+                # O_ACCMODE of the octal flags: 0 is O_RDONLY
+                if [ $(( 0$_flags & 3 )) = 0 ]; then echo read-only; else echo read-write; fi
+                return ;;
+        esac
+    done
+    echo "not open"
+}
+
+printf '\n| step                                  | time (ms) | PSS (MiB) | USS (MiB) | shared (MiB) | QEMU user    | RAM file  |\n'
+printf '|---------------------------------------|-----------|-----------|-----------|--------------|--------------|-----------|\n'
+printf '| cold boot to ready (%4d MiB filled)  | %9d |           |           |              |              |           |\n' "$fill" "$boot"
+printf '| template-create                       | %9d |           |           |              |              |           |\n' "$create"
 for i in $(seq 1 "$nclones"); do
     c="$tmpl-clone-$i"
     pid=$(cat "$PREFIX/var/run/libvirt/qemu/$c.pid")
     eval "t=\$start_$i"
-    printf '| %-37s | %9d | %9s | %9s | %12s |\n' "clone $c" "$t" "$(smaps "$pid" Pss)" \
-        "$(smaps "$pid" Private_Clean Private_Dirty)" "$(smaps "$pid" Shared_Clean Shared_Dirty)"
+    printf '| %-37s | %9d | %9s | %9s | %12s | %-12s | %-9s |\n' "clone $c" "$t" "$(smaps "$pid" Pss)" \
+        "$(smaps "$pid" Private_Clean Private_Dirty)" "$(smaps "$pid" Shared_Clean Shared_Dirty)" \
+        "$(ps -o user= -p "$pid")" "$(ram_open "$pid")"
 done
 echo
 echo "Every clone resumed at heartbeat n=$((tn + 1)) with the template's data checksum $tsum;"

@@ -12,12 +12,21 @@ MESON_DIR="$BUILD_DIR/meson"          # meson/ninja build directory
 if [ "${LIBVIRT_ASAN:-0}" = 1 ]; then
     MESON_DIR="$BUILD_DIR/meson-asan"
 fi
-PREFIX="$BUILD_DIR/root"              # private prefix: config, state, sockets
 CACHE_DIR=${CACHE_DIR:-/var/cache/libvirt-templates}
+# What QEMU opens (RAM files, disks, sockets) must be reachable by the
+# unprivileged user QEMU runs as, also when the checkout is in a directory
+# only root can enter (as /root is): the private prefix and the files of
+# the tests live outside the checkout, one directory per checkout.  Short:
+# QEMU's monitor socket path in it must fit in 108 bytes.
+STATE_DIR="/var/lib/vmtpl/$(printf %s "$ROOT" | sha256sum | cut -c1-8)"
+PREFIX="$STATE_DIR/root"              # private prefix: config, state, sockets
 
-LIBVIRT_VERSION=9.0.0
+LIBVIRT_VERSION=11.3.0
 LIBVIRT_TARBALL="libvirt_${LIBVIRT_VERSION}.orig.tar.xz"
-LIBVIRT_SHA256=deca5cff1b7baac297bca9663907c61f71a47183371dc7ac019c107806d5435a
+LIBVIRT_SHA256=6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283
+# Debian's default user and group for QEMU (libvirt-daemon-system).
+QEMU_USER=libvirt-qemu
+QEMU_GROUP=libvirt-qemu
 
 # Files this repository adds to libvirt, at their libvirt paths.  Everything
 # under these folders except the project's own tooling is linked in.

@@ -30,6 +30,7 @@
 #include "qemu_saveimage.h"
 #include "qemu_security.h"
 #include "domain_audit.h"
+#include "viralloc.h"
 #include "vircommand.h"
 #include "virfile.h"
 #include "virlog.h"
@@ -110,7 +111,7 @@ qemuTemplateMemoryFiles(virQEMUDriver *driver,
                                                            def->virtType,
                                                            def->os.machine))) {
         virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                       _("machine type '%s' has no default RAM id"),
+                       _("machine type '%1$s' has no default RAM id"),
                        def->os.machine);
         return NULL;
     }
@@ -153,29 +154,6 @@ qemuTemplateMemoryRemove(virQEMUDriver *driver,
     if (rmdir(def->mem.tmpl->path) < 0 && errno != ENOENT && errno != ENOTEMPTY)
         VIR_WARN("Unable to remove template memory directory '%s': %s",
                  def->mem.tmpl->path, g_strerror(errno));
-}
-
-
-/**
- * qemuTemplateCloneSetIgnoreShared:
- * @vm: clone, started with an incoming migration
- * @asyncJob: the job starting it
- *
- * A template's device state was saved with x-ignore-shared, and QEMU only
- * loads it with the same capability set. Call before migrate-incoming.
- *
- * Returns 0 on success, -1 with an error reported.
- */
-int
-qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,
-                                 virDomainAsyncJob asyncJob)
-{
-    g_autoptr(qemuMigrationParams) migParams = qemuMigrationParamsNew();
-
-    if (qemuMigrationParamsSetIgnoreShared(migParams, vm) < 0)
-        return -1;
-
-    return qemuMigrationParamsApply(vm, asyncJob, migParams, 0);
 }
 
 
@@ -250,7 +228,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     struct stat sb;
 
     if (stat(path, &sb) < 0) {
-        virReportSystemError(errno, _("unable to access template file '%s'"), path);
+        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
         return -1;
     }
 
@@ -322,7 +300,7 @@ qemuTemplateRecordRead(const char *dir,
 
     if ((*nnodes = virXPathNodeSet("./ram|./base|./backing", ctxt, &nodes)) <= 0) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template record '%s' lists no files"), path);
+                       _("template record '%1$s' lists no files"), path);
         g_clear_pointer(doc, xmlFreeDoc);
         return NULL;
     }
@@ -362,7 +340,7 @@ qemuTemplateRecordCheck(const char *dir)
         }
 
         if (stat(path, &sb) < 0) {
-            virReportSystemError(errno, _("template file '%s' is not usable"), path);
+            virReportSystemError(errno, _("template file '%1$s' is not usable"), path);
             return -1;
         }
 
@@ -371,7 +349,7 @@ qemuTemplateRecordCheck(const char *dir)
         now = qemuTemplateFileIdentity(&sb);
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("template file '%s' was changed after the template was created: it had %s, it has %s"),
+                           _("template file '%1$s' was changed after the template was created: it had %2$s, it has %3$s"),
                            path, was, now);
             return -1;
         }
@@ -382,14 +360,18 @@ qemuTemplateRecordCheck(const char *dir)
 
 
 /* While the template exists its disk images are the base of every clone's
- * overlay: nobody may write them, not even the domain they came from.
- * Released, they get back the write permissions they had. The paths come
- * from the domain, never from the record, and only write permission bits
- * are ever changed: the daemon acts as root on a file anyone could edit. */
+ * overlay: nobody may write them, not even the domain they came from, and
+ * the group QEMU runs as reads them (clones' DAC labels give them that
+ * group, see qemuTemplateCloneCreateOverlays()). Released, they get back
+ * the write and group read permissions they had. The paths come from the
+ * domain, never from the record, only these permission bits are ever
+ * changed, and by descriptor: the daemon acts as root on a file anyone
+ * could edit. */
 static int
 qemuTemplateBasesSetWritable(const virDomainDef *def,
                              bool writable)
 {
+    const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
@@ -402,6 +384,7 @@ qemuTemplateBasesSetWritable(const virDomainDef *def,
     for (i = 0; i < def->ndisks; i++) {
         const char *path = def->disks[i]->src->path;
         unsigned int recorded = 0;
+        VIR_AUTOCLOSE fd = -1;
         struct stat sb;
         mode_t mode;
 
@@ -416,17 +399,22 @@ qemuTemplateBasesSetWritable(const virDomainDef *def,
                 return -1;
         }
 
-        if (stat(path, &sb) < 0) {
-            virReportSystemError(errno, _("unable to access template base '%s'"), path);
+        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+            fstat(fd, &sb) < 0) {
+            virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
             return -1;
         }
 
-        mode = sb.st_mode & ~(S_IWUSR | S_IWGRP | S_IWOTH);
-        if (writable)
-            mode |= recorded & (S_IWUSR | S_IWGRP | S_IWOTH);
+        if (!S_ISREG(sb.st_mode)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("template base '%1$s' is not a regular file"), path);
+            return -1;
+        }
 
-        if (chmod(path, mode & 07777) < 0) {
-            virReportSystemError(errno, _("unable to change the mode of template base '%s'"),
+        mode = (sb.st_mode & ~bits) | (writable ? recorded & bits : S_IRGRP);
+
+        if (fchmod(fd, mode & 07777) < 0) {
+            virReportSystemError(errno, _("unable to change the mode of template base '%1$s'"),
                                  path);
             return -1;
         }
@@ -450,7 +438,7 @@ qemuTemplateRecordRelease(const virDomainDef *def)
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
-        virReportSystemError(errno, _("unable to remove '%s'"), path);
+        virReportSystemError(errno, _("unable to remove '%1$s'"), path);
         return -1;
     }
 
@@ -538,25 +526,25 @@ qemuTemplateCheckDir(const char *dir,
     struct stat sb;
 
     if (lstat(dir, &sb) < 0) {
-        virReportSystemError(errno, _("template directory '%s' is not usable"), dir);
+        virReportSystemError(errno, _("template directory '%1$s' is not usable"), dir);
         return -1;
     }
 
     if (S_ISLNK(sb.st_mode)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template directory '%s' is a symbolic link"), dir);
+                       _("template directory '%1$s' is a symbolic link"), dir);
         return -1;
     }
 
     if (!S_ISDIR(sb.st_mode)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template directory '%s' is not a directory"), dir);
+                       _("template directory '%1$s' is not a directory"), dir);
         return -1;
     }
 
     if (created && sb.st_uid != geteuid()) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template directory '%s' is not owned by the daemon"),
+                       _("template directory '%1$s' is not owned by the daemon"),
                        dir);
         return -1;
     }
@@ -636,7 +624,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     if (rc > 0 && (rc = virDirRead(dirp, &ent, area)) != 0) {
         if (rc > 0)
             virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("template '%s' still has overlays of clones in '%s' (clone '%s'): destroy its clones and remove the overlays of saved clones first"),
+                           _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones and remove the overlays of saved clones first"),
                            vm->def->name, area, ent->d_name);
         return -1;
     }
@@ -645,7 +633,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
-        virReportSystemError(errno, _("unable to remove template image '%s'"), path);
+        virReportSystemError(errno, _("unable to remove template image '%1$s'"), path);
         return -1;
     }
     vm->hasTemplate = false;
@@ -676,14 +664,14 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
             (disk->src->format != VIR_STORAGE_FILE_RAW &&
              disk->src->format != VIR_STORAGE_FILE_QCOW2)) {
             virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                           _("disk '%s' is writable and not a local raw or qcow2 file: clones can only write to overlays of such images"),
+                           _("disk '%1$s' is writable and not a local raw or qcow2 file: clones can only write to overlays of such images"),
                            disk->dst);
             return -1;
         }
 
         if (disk->src->shared || disk->transient) {
             virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                           _("disk '%s' is shareable or transient: it cannot be the read-only base of clones"),
+                           _("disk '%1$s' is shareable or transient: it cannot be the read-only base of clones"),
                            disk->dst);
             return -1;
         }
@@ -717,7 +705,7 @@ qemuTemplateSyncFile(const char *path)
     VIR_AUTOCLOSE fd = -1;
 
     if ((fd = open(path, O_RDONLY)) < 0 || fdatasync(fd) < 0) {
-        virReportSystemError(errno, _("unable to sync '%s'"), path);
+        virReportSystemError(errno, _("unable to sync '%1$s'"), path);
         return -1;
     }
 
@@ -727,8 +715,7 @@ qemuTemplateSyncFile(const char *path)
 
 /* The RAM files, the disk images and the image must be on disk before the
  * image is published: a clone must never see a template that is not all
- * there. QEMU before 8.2 opens the RAM files read-write in clones too, so
- * no one but their owner, the user QEMU runs as, may open them. */
+ * there. */
 static int
 qemuTemplateSync(virQEMUDriver *driver,
                  virDomainObj *vm,
@@ -744,11 +731,6 @@ qemuTemplateSync(virQEMUDriver *driver,
     for (file = files; *file; file++) {
         if (qemuTemplateSyncFile(*file) < 0)
             return -1;
-
-        if (chmod(*file, S_IRUSR | S_IWUSR) < 0) {
-            virReportSystemError(errno, _("unable to restrict access to '%s'"), *file);
-            return -1;
-        }
     }
 
     for (i = 0; i < vm->def->ndisks; i++) {
@@ -761,6 +743,36 @@ qemuTemplateSync(virQEMUDriver *driver,
 }
 
 
+/* The group QEMU runs as for @def, which may read the template's files. */
+static gid_t
+qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
+                      virDomainDef *def)
+{
+    g_autoptr(virStorageSource) src = virStorageSourceNew();
+    gid_t gid;
+
+    qemuDomainGetImageIds(cfg, def, src, NULL, NULL, &gid);
+    return gid;
+}
+
+
+/* Keeps the DAC driver from giving @src to the user QEMU runs as, who could
+ * then make it writable; @label, if given, is the owner it sets instead. */
+static void
+qemuTemplateSetDACLabel(virStorageSource *src,
+                        const char *label)
+{
+    virSecurityDeviceLabelDef *seclabel = virSecurityDeviceLabelDefNew("dac");
+
+    seclabel->relabel = !!label;
+    seclabel->label = g_strdup(label);
+    VIR_APPEND_ELEMENT(src->seclabels, src->nseclabels, seclabel);
+}
+
+
+/* The label a template's RAM file gets for clones of every domain: that of
+ * a shareable disk for the MAC drivers; DAC ownership is set by
+ * qemuTemplateSetAccess(). */
 static int
 qemuTemplateSetSharedLabel(virQEMUDriver *driver,
                            virDomainObj *vm,
@@ -771,8 +783,45 @@ qemuTemplateSetSharedLabel(virQEMUDriver *driver,
     src->type = VIR_STORAGE_TYPE_FILE;
     src->path = g_strdup(path);
     src->shared = true;
+    qemuTemplateSetDACLabel(src, NULL);
 
     return qemuSecuritySetImageLabel(driver, vm, src, false, true);
+}
+
+
+/* Makes the RAM file @path, found in the directory the daemon took, the
+ * daemon's and read-only to the group QEMU runs as (@gid): clones map it
+ * read-only, and no QEMU may change it. By descriptor, so that it is the
+ * file checked. */
+static int
+qemuTemplateSetRAMFileOwner(const char *path,
+                            const struct stat *sb,
+                            gid_t gid)
+{
+    VIR_AUTOCLOSE fd = -1;
+    struct stat fdsb;
+
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(fd, &fdsb) < 0) {
+        virReportSystemError(errno, _("unable to open template RAM file '%1$s'"), path);
+        return -1;
+    }
+
+    if (fdsb.st_dev != sb->st_dev || fdsb.st_ino != sb->st_ino) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template RAM file '%1$s' was replaced during template-create"),
+                       path);
+        return -1;
+    }
+
+    if (fchown(fd, geteuid(), gid) < 0 ||
+        fchmod(fd, S_IRUSR | S_IRGRP) < 0) {
+        virReportSystemError(errno, _("unable to make template RAM file '%1$s' read-only"),
+                             path);
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -797,11 +846,11 @@ qemuTemplateGiveBackDir(const char *dir,
  *
  * The security drivers gave the directory and the RAM files the producer's
  * own labels, which clones, confined with labels of their own (sVirt),
- * cannot use. The RAM files are relabelled like a shareable disk, which
- * any domain may open read-write, as clones on QEMU before 8.2 do, and the
- * directory read-only for all domains. Nothing restores these labels: the
- * RAM files go with the template, and a producer started again relabels
- * the directory (qemuProcessBuildDestroyMemoryPaths()).
+ * cannot use. The RAM files become the daemon's, readable by the group QEMU
+ * runs as, and get the MAC label of a shareable disk; the directory gets a
+ * read-only label for all domains. Nothing restores these labels: the RAM
+ * files go with the template, and a producer started again relabels the
+ * directory (qemuProcessBuildDestroyMemoryPaths()).
  *
  * @was is filled with the directory's owner and mode before. */
 static int
@@ -809,26 +858,28 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
                       virDomainObj *vm,
                       struct stat *was)
 {
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
     const char *dir = vm->def->mem.tmpl->path;
     g_auto(GStrv) files = NULL;
     VIR_AUTOCLOSE dirfd = -1;
     char **file;
     struct stat sb;
+    gid_t gid = qemuTemplateQEMUGroup(cfg, vm->def);
 
     if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
         fstat(dirfd, was) < 0) {
-        virReportSystemError(errno, _("unable to open template directory '%s'"), dir);
+        virReportSystemError(errno, _("unable to open template directory '%1$s'"), dir);
         return -1;
     }
 
     if (fchown(dirfd, geteuid(), getegid()) < 0) {
-        virReportSystemError(errno, _("unable to take ownership of template directory '%s'"),
+        virReportSystemError(errno, _("unable to take ownership of template directory '%1$s'"),
                              dir);
         return -1;
     }
 
     if (fchmod(dirfd, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
-        virReportSystemError(errno, _("unable to change the mode of template directory '%s'"),
+        virReportSystemError(errno, _("unable to change the mode of template directory '%1$s'"),
                              dir);
         goto error;
     }
@@ -836,7 +887,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     if (lstat(dir, &sb) < 0 ||
         sb.st_dev != was->st_dev || sb.st_ino != was->st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template directory '%s' was replaced during template-create"),
+                       _("template directory '%1$s' was replaced during template-create"),
                        dir);
         goto error;
     }
@@ -847,12 +898,13 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     for (file = files; *file; file++) {
         if (lstat(*file, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
             virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("template RAM file '%s' is not a regular file of its own"),
+                           _("template RAM file '%1$s' is not a regular file of its own"),
                            *file);
             goto error;
         }
 
-        if (qemuTemplateSetSharedLabel(driver, vm, *file) < 0)
+        if (qemuTemplateSetRAMFileOwner(*file, &sb, gid) < 0 ||
+            qemuTemplateSetSharedLabel(driver, vm, *file) < 0)
             goto error;
     }
 
@@ -885,6 +937,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(qemuDomainSaveCookie) cookie = NULL;
+    g_autoptr(qemuMigrationParams) saveParams = qemuMigrationParamsNew();
     virQEMUSaveData *data = NULL;
     virObjectEvent *event = NULL;
     g_autofree char *xml = NULL;
@@ -911,16 +964,23 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     if (!qemuTemplateIsProducer(vm->def)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%s' has no template memory: it needs <memoryBacking> with <source type='file'/>, <access mode='shared'/> and <template/>"),
+                       _("domain '%1$s' has no template memory: it needs <memoryBacking> with <source type='file'/>, <access mode='shared'/> and <template/>"),
                        vm->def->name);
         goto endjob;
     }
 
     if (vm->hasTemplate) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%s' already holds a template"), vm->def->name);
+                       _("domain '%1$s' already holds a template"), vm->def->name);
         goto endjob;
     }
+
+    if (!qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("QEMU does not support the 'x-ignore-shared' migration capability"));
+        goto endjob;
+    }
+    qemuMigrationParamsSetIgnoreShared(saveParams);
 
     if (qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
         qemuTemplateCreateCheckDevices(vm->def) < 0 ||
@@ -955,7 +1015,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     dirTaken = true;
 
-    if (qemuSaveImageCreate(driver, vm, partial, data, NULL, true, 0,
+    if (qemuSaveImageCreate(driver, vm, partial, data, NULL, saveParams, 0,
                             VIR_ASYNC_JOB_SAVE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
         qemuTemplateRecordWrite(driver, vm) < 0)
@@ -966,7 +1026,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
 
     if (rename(partial, path) < 0) {
-        virReportSystemError(errno, _("unable to publish template image '%s'"),
+        virReportSystemError(errno, _("unable to publish template image '%1$s'"),
                              path);
         goto endjob;
     }
@@ -1080,7 +1140,7 @@ qemuTemplateCloneFreeName(virQEMUDriver *driver,
     }
 
     virReportError(VIR_ERR_OPERATION_FAILED,
-                   _("no free clone name for template '%s'"), tmplName);
+                   _("no free clone name for template '%1$s'"), tmplName);
     return NULL;
 }
 
@@ -1171,14 +1231,14 @@ qemuTemplateCheckMemoryFiles(virQEMUDriver *driver,
             expected = virDomainDefGetMemoryInitial(def) * 1024;
 
         if (stat(files[i], &sb) < 0) {
-            virReportSystemError(errno, _("template RAM file '%s' is not usable"),
+            virReportSystemError(errno, _("template RAM file '%1$s' is not usable"),
                                  files[i]);
             return -1;
         }
 
         if (!S_ISREG(sb.st_mode) || (unsigned long long) sb.st_size != expected) {
             virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("template RAM file '%s' has %lld bytes, the template needs %llu"),
+                           _("template RAM file '%1$s' has %2$lld bytes, the template needs %3$llu"),
                            files[i], (long long) sb.st_size, expected);
             return -1;
         }
@@ -1247,18 +1307,18 @@ qemuTemplateMakePrivateDir(const char *path)
     struct stat sb;
 
     if (mkdir(path, S_IRWXU | S_IXGRP | S_IXOTH) < 0 && errno != EEXIST) {
-        virReportSystemError(errno, _("unable to create directory '%s'"), path);
+        virReportSystemError(errno, _("unable to create directory '%1$s'"), path);
         return -1;
     }
 
     if (lstat(path, &sb) < 0) {
-        virReportSystemError(errno, _("unable to access '%s'"), path);
+        virReportSystemError(errno, _("unable to access '%1$s'"), path);
         return -1;
     }
 
     if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("'%s' is not a directory the daemon created"), path);
+                       _("'%1$s' is not a directory the daemon created"), path);
         return -1;
     }
 
@@ -1320,11 +1380,13 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                 virDomainDef *def,
                                 char ***overlays)
 {
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autofree char *baseOwner = g_strdup_printf("+%u:+%u", (unsigned int) geteuid(),
+                                                 (unsigned int) qemuTemplateQEMUGroup(cfg, def));
     g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path,
                                                      def->name);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     size_t ncreated = 0;
-    const char *qemuImg = NULL;
     size_t i;
     int fd;
     int ret = -1;
@@ -1334,6 +1396,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         virDomainDiskDef *disk = def->disks[i];
         g_autoptr(virStorageSource) overlay = NULL;
         g_autoptr(virCommand) cmd = NULL;
+        virStorageSource *n;
 
         if (!qemuTemplateDiskIsBase(tmplDef->disks[i]))
             continue;
@@ -1351,7 +1414,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             overlay->path = g_strdup(disk->src->path);
         } else {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                           _("disk '%s' of the clone must be a file: it is the overlay of the template's disk"),
+                           _("disk '%1$s' of the clone must be a file: it is the overlay of the template's disk"),
                            disk->dst);
             goto cleanup;
         }
@@ -1361,26 +1424,30 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                        S_IRUSR | S_IWUSR)) < 0) {
             if (errno == EEXIST)
                 virReportError(VIR_ERR_OPERATION_INVALID,
-                               _("overlay '%s' of disk '%s' already exists"),
+                               _("overlay '%1$s' of disk '%2$s' already exists"),
                                overlay->path, disk->dst);
             else
-                virReportSystemError(errno, _("unable to create overlay '%s'"),
+                virReportSystemError(errno, _("unable to create overlay '%1$s'"),
                                      overlay->path);
             goto cleanup;
         }
         VIR_FORCE_CLOSE(fd);
         created[ncreated++] = g_strdup(overlay->path);
 
-        if (!qemuImg && !(qemuImg = qemuFindQemuImgBinary(driver)))
-            goto cleanup;
-
-        cmd = virCommandNewArgList(qemuImg, "create", "-q", "-f", "qcow2",
+        cmd = virCommandNewArgList("qemu-img", "create", "-q", "-f", "qcow2",
                                    "-F", virStorageFileFormatTypeToString(base->format),
                                    "-b", base->path, overlay->path, NULL);
         if (virCommandRun(cmd, NULL) < 0)
             goto cleanup;
 
-        overlay->backingStore = virStorageSourceCopy(base, false);
+        /* Clones share the base and its backing chain: QEMU must not lock
+         * them for writing, and the DAC driver must not give them to the
+         * user QEMU runs as. */
+        overlay->backingStore = virStorageSourceCopy(base, true);
+        for (n = overlay->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
+            n->readonly = true;
+            qemuTemplateSetDACLabel(n, baseOwner);
+        }
         virObjectUnref(disk->src);
         disk->src = g_steal_pointer(&overlay);
     }
@@ -1407,22 +1474,22 @@ qemuTemplateCheckImageStream(const char *path,
     struct stat sb;
     off_t pos;
 
-    /* 0: raw, as qemuTemplateCreate() writes it */
-    if (data->header.compressed != 0) {
+    /* raw, as qemuTemplateCreate() writes it */
+    if (data->header.format != QEMU_SAVE_FORMAT_RAW) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template image '%s' is compressed: template images are raw"),
+                       _("template image '%1$s' is compressed: template images are raw"),
                        path);
         return -1;
     }
 
     if ((pos = lseek(fd, 0, SEEK_CUR)) < 0 || fstat(fd, &sb) < 0) {
-        virReportSystemError(errno, _("unable to read template image '%s'"), path);
+        virReportSystemError(errno, _("unable to read template image '%1$s'"), path);
         return -1;
     }
 
     if (sb.st_size <= pos) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template image '%s' is truncated: it holds no device state"),
+                       _("template image '%1$s' is truncated: it holds no device state"),
                        path);
         return -1;
     }
@@ -1458,6 +1525,7 @@ qemuTemplateClone(virConnectPtr conn,
     g_autoptr(virDomainDef) tmplDef = NULL;
     g_autoptr(virDomainDef) def = NULL;
     g_autoptr(qemuDomainSaveCookie) cookie = NULL;
+    g_autoptr(qemuMigrationParams) restoreParams = qemuMigrationParamsNew();
     g_autofree char *path = NULL;
     g_autofree char *dir = NULL;
     unsigned char uuid[VIR_UUID_BUFLEN];
@@ -1478,7 +1546,7 @@ qemuTemplateClone(virConnectPtr conn,
 
     if (!tmpl->hasTemplate) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%s' is not a template"), tmpl->def->name);
+                       _("domain '%1$s' is not a template"), tmpl->def->name);
         goto endjob;
     }
 
@@ -1490,8 +1558,8 @@ qemuTemplateClone(virConnectPtr conn,
     memcpy(uuid, tmpl->def->uuid, VIR_UUID_BUFLEN);
     virObjectUnlock(tmpl);
 
-    if ((fd = qemuSaveImageOpen(driver, NULL, path, &tmplDef, &data,
-                                false, NULL, false, false)) < 0)
+    if (qemuSaveImageGetMetadata(driver, NULL, path, &tmplDef, &data) < 0 ||
+        (fd = qemuSaveImageOpen(driver, path, false, false, NULL, false)) < 0)
         goto relock;
 
     if (virSaveCookieParseString(data->cookie, (virObject **)&cookie,
@@ -1500,7 +1568,7 @@ qemuTemplateClone(virConnectPtr conn,
 
     if (!cookie || !cookie->ignoreShared || !qemuTemplateIsProducer(tmplDef)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("'%s' is not a template image"), path);
+                       _("'%1$s' is not a template image"), path);
         goto relock;
     }
 
@@ -1509,7 +1577,7 @@ qemuTemplateClone(virConnectPtr conn,
     if (memcmp(tmplDef->uuid, uuid, VIR_UUID_BUFLEN) != 0 ||
         STRNEQ(tmplDef->mem.tmpl->path, dir)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("template image '%s' belongs to another domain"), path);
+                       _("template image '%1$s' belongs to another domain"), path);
         goto relock;
     }
 
@@ -1525,7 +1593,7 @@ qemuTemplateClone(virConnectPtr conn,
     /* A name in use must be refused before its overlays are made. */
     if ((vm = virDomainObjListFindByName(driver->domains, def->name))) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("domain '%s' already exists"), def->name);
+                       _("domain '%1$s' already exists"), def->name);
         goto relock;
     }
 
@@ -1547,7 +1615,10 @@ qemuTemplateClone(virConnectPtr conn,
         goto relock;
     }
 
-    if (qemuSaveImageStartVM(conn, driver, vm, &fd, data, path,
+    /* The template's device state was saved with x-ignore-shared, which
+     * QEMU only loads with the same capability set. */
+    qemuMigrationParamsSetIgnoreShared(restoreParams);
+    if (qemuSaveImageStartVM(conn, driver, vm, &fd, data, path, restoreParams,
                              !!(flags & VIR_DOMAIN_START_PAUSED),
                              false, VIR_ASYNC_JOB_START) == 0)
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);

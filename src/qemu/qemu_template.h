@@ -35,10 +35,6 @@ void
 qemuTemplateMemoryRemove(virQEMUDriver *driver,
                          const virDomainDef *def);
 
-int
-qemuTemplateCloneSetIgnoreShared(virDomainObj *vm,
-                                 virDomainAsyncJob asyncJob);
-
 char *
 qemuTemplateImagePath(const virDomainDef *def);
 

@@ -2,7 +2,7 @@
 
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-E2E_DIR="$BUILD_DIR/e2e"
+E2E_DIR="$STATE_DIR/e2e"
 mkdir -p "$E2E_DIR"
 
 virsh() {

@@ -28,27 +28,33 @@ expect_error() {
     echo "PASS: $name: $(cat "$tmp/err")"
 }
 
-# A fake apt-get on PATH stands for Debian's registry.
+# A fake curl on PATH stands for Debian's registry.
 mkdir -p "$tmp/bin"
-cat >"$tmp/bin/apt-get" <<'FAKE'
+cat >"$tmp/bin/curl" <<'FAKE'
 #!/bin/sh
-case "$FAKE_APT" in
-    offline) echo "E: Failed to fetch http://deb.debian.org/...: Could not resolve host" >&2; exit 100 ;;
-    corrupt) echo "not a tarball" >libvirt_9.0.0.orig.tar.xz ;;
+while [ $# -gt 0 ]; do
+    [ "$1" = -o ] && out=$2
+    shift
+done
+case "$FAKE_CURL" in
+    offline) echo "curl: (6) Could not resolve host: deb.debian.org" >&2; exit 6 ;;
+    corrupt) echo "not a tarball" >"$out" ;;
 esac
 FAKE
-chmod +x "$tmp/bin/apt-get"
+chmod +x "$tmp/bin/curl"
 
+# The script is read from standard input: nobody may not be able to enter
+# the checkout (a clone in /root or in a 0700 directory).
 expect_error "not root" "must run as root" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups \
-    env CACHE_DIR="$tmp/nobody-cache" "$ROOT/scripts/install-deps.sh"
+    env CACHE_DIR="$tmp/nobody-cache" sh -s <"$ROOT/scripts/install-deps.sh"
 
 expect_error "no network" "could not download" \
-    env PATH="$tmp/bin:$PATH" FAKE_APT=offline CACHE_DIR="$tmp/cache1" \
+    env PATH="$tmp/bin:$PATH" FAKE_CURL=offline CACHE_DIR="$tmp/cache1" \
     "$ROOT/scripts/fetch-libvirt.sh"
 
 expect_error "wrong checksum" "wrong sha256" \
-    env PATH="$tmp/bin:$PATH" FAKE_APT=corrupt CACHE_DIR="$tmp/cache2" \
+    env PATH="$tmp/bin:$PATH" FAKE_CURL=corrupt CACHE_DIR="$tmp/cache2" \
     "$ROOT/scripts/fetch-libvirt.sh"
 
 # A copy of the project's scripts with a patch whose context is wrong,
