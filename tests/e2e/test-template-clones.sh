@@ -32,7 +32,8 @@ tn=$(field n "$last")
 [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: mode $(stat -c %a "$base")"
 grep -q "<base .*mode='0640' path='$base'/>" "$dir/template.files" ||
     fail "the template record does not list the base: $(cat "$dir/template.files")"
-[ "$(stat -c %a "$dir/pc.ram")" = 600 ] || fail "the RAM file has mode $(stat -c %a "$dir/pc.ram")"
+[ "$(stat -c %U:%G:%a "$dir/pc.ram")" = "root:$QEMU_GROUP:440" ] ||
+    fail "the RAM file is $(stat -c %U:%G:%a "$dir/pc.ram"), not root:$QEMU_GROUP:440"
 [ "$(stat -c %a:%u "$dir")" = "711:$(id -u)" ] ||
     fail "the template directory is not the daemon's: mode:owner $(stat -c %a:%u "$dir")"
 base_sum=$(sha256sum "$base" | cut -d' ' -f1)

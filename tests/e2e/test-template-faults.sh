@@ -181,6 +181,7 @@ virsh define "$E2E_DIR/$tmpl-full.xml" >/dev/null
 # cannot be the one to hit the full disk.
 mkdir -p "$mnt/t"
 fallocate -l 256M "$mnt/t/pc.ram"
+chown "$QEMU_USER:$QEMU_GROUP" "$mnt/t/pc.ram"
 rm -f "$E2E_DIR/$tmpl.console"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* checks=[1-9]' 120 >/dev/null || fail "the producer on tmpfs did not come up"

@@ -2,8 +2,8 @@
 # sVirt labels of a template and its clones.  Each clone runs with MCS
 # categories of its own, so the template's directory and RAM files must
 # carry labels all domains share, not the producer's, whatever clones
-# start and stop: the RAM files the shareable one (clones on QEMU before
-# 8.2 open them read-write), the directory the read-only one.  This kernel has no SELinux: virtqemud runs its SELinux
+# start and stop: the RAM files the shareable one, the directory the
+# read-only one.  This kernel has no SELinux: virtqemud runs its SELinux
 # driver on libvirt's own test helper, which writes labels as
 # user.libvirt.selinux xattrs; nothing enforces them and QEMU runs
 # unconfined, so this checks the labels libvirt sets, not their effect.

@@ -31,7 +31,7 @@ if ! ls "$CACHE_DIR/guest/debs/${kpkg}_"*.deb >/dev/null 2>&1; then
 fi
 # Debian builds virtio as modules: the guest loads these in this order.
 modules="virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev
-virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk"
+virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk virtio/virtio_balloon"
 patterns=""
 for m in $modules; do
     patterns="$patterns ./lib/modules/*/kernel/drivers/$m.ko"

@@ -1,15 +1,15 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--template]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
 # between heartbeats; --no-verify never checksums that
-# data (for benchmarks); --template gives it template
-# memory (a template producer).
+# data (for benchmarks); --balloon gives it a virtio balloon; --template
+# gives it template memory (a template producer).
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--template]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template]"
 name=$1
 console=$2
 shift 2
@@ -20,6 +20,7 @@ period=1
 verify=1
 churn=0
 disk=""
+balloon=none
 backing=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
       <target dev='vda' bus='virtio'/>
     </disk>"
             shift 2 ;;
+        --balloon) balloon=virtio; shift ;;
         --template)
             backing="
   <memoryBacking>
@@ -80,7 +82,7 @@ cat <<XML
       <source path='$console'/>
       <target type='serial' port='0'/>
     </console>
-    <memballoon model='none'/>
+    <memballoon model='$balloon'/>
   </devices>
 </domain>
 XML
