@@ -1,7 +1,8 @@
 #!/bin/sh
 # Check that the series is bisectable: build every patch of the assembled
-# tree on its own (with the new files present) and run libvirt's test
-# suite on it.  Uses a worktree and build directory of its own.
+# tree on its own and run libvirt's test suite on it.  The new files are
+# there from the first commit; each patch gets those it refers to (see
+# new_file_used).  Uses a worktree and build directory of its own.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -13,11 +14,35 @@ commits=$(git -C "$SRC_DIR" rev-list --reverse pristine..HEAD -- . \
           $(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files"))
 [ -d "$wt" ] || git -C "$SRC_DIR" worktree add -q --detach "$wt" pristine
 # Not tracked (a submodule upstream), so a worktree does not get it.
-[ -d "$wt/subprojects/keycodemapdb/tools" ] || cp -r "$SRC_DIR/subprojects/keycodemapdb" "$wt/subprojects/"
+if [ ! -d "$wt/subprojects/keycodemapdb/tools" ]; then
+    mkdir -p "$wt/subprojects"
+    cp -r "$SRC_DIR/subprojects/keycodemapdb" "$wt/subprojects/"
+fi
+# new_file_used FILE: whether the tree in the worktree refers to the new
+# FILE: a source file (and its header) once a meson.build lists it, a test
+# data file once a test names it (libvirt's tests refuse data files no test
+# uses).
+new_file_used() {
+    _base=$(basename "$1")
+    case $1 in
+        tests/*)
+            _stem=${_base%%.*}
+            _stem=${_stem%-in}
+            _stem=${_stem%-out}
+            git -C "$wt" grep -q -F "\"$_stem\"" -- 'tests/*.c' ;;
+        *)
+            # a header comes with its source file
+            git -C "$wt" grep -q -F "'${_base%.h}.c'" -- '*meson.build' ;;
+    esac
+}
+
 failed=0
 for c in $commits; do
     subject=$(git -C "$SRC_DIR" log -1 --format=%s "$c")
-    git -C "$wt" checkout -q --detach "$c"
+    git -C "$wt" checkout -q -f --detach "$c"
+    while read -r f; do
+        new_file_used "$f" || rm -f "$wt/$f"
+    done <"$SRC_DIR/.git/project-new-files"
     [ -f "$bld/build.ninja" ] || meson setup "$bld" "$wt" $(cat "$MESON_DIR/.project-options" | sed "s|--prefix=[^ ]*||") >/dev/null
     if ! ninja -C "$bld" >"$bld.log" 2>&1; then
         echo "FAIL (build) $subject"

@@ -29,6 +29,7 @@
 #include "qemu_process.h"
 #include "qemu_saveimage.h"
 #include "qemu_security.h"
+#include "storage_source.h"
 #include "domain_audit.h"
 #include "viralloc.h"
 #include "vircommand.h"
@@ -40,6 +41,9 @@
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
 VIR_LOG_INIT("qemu.qemu_template");
+
+/* The depth the driver allows a disk's backing chain (qemu_domain.c). */
+#define QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH 200
 
 
 /**
@@ -756,36 +760,17 @@ qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
 }
 
 
-/* Keeps the DAC driver from giving @src to the user QEMU runs as, who could
- * then make it writable; @label, if given, is the owner it sets instead. */
+/* Makes the DAC driver give @src the owner @label ("+UID:+GID") rather
+ * than the user QEMU runs as, who could make it writable. */
 static void
 qemuTemplateSetDACLabel(virStorageSource *src,
                         const char *label)
 {
     virSecurityDeviceLabelDef *seclabel = virSecurityDeviceLabelDefNew("dac");
 
-    seclabel->relabel = !!label;
+    seclabel->relabel = true;
     seclabel->label = g_strdup(label);
     VIR_APPEND_ELEMENT(src->seclabels, src->nseclabels, seclabel);
-}
-
-
-/* The label a template's RAM file gets for clones of every domain: that of
- * a shareable disk for the MAC drivers; DAC ownership is set by
- * qemuTemplateSetAccess(). */
-static int
-qemuTemplateSetSharedLabel(virQEMUDriver *driver,
-                           virDomainObj *vm,
-                           const char *path)
-{
-    g_autoptr(virStorageSource) src = virStorageSourceNew();
-
-    src->type = VIR_STORAGE_TYPE_FILE;
-    src->path = g_strdup(path);
-    src->shared = true;
-    qemuTemplateSetDACLabel(src, NULL);
-
-    return qemuSecuritySetImageLabel(driver, vm, src, false, true);
 }
 
 
@@ -825,6 +810,44 @@ qemuTemplateSetRAMFileOwner(const char *path,
 }
 
 
+/* Refuses anything but the RAM files @files in the template directory @dir,
+ * taken as @was. */
+static int
+qemuTemplateCheckDirEntries(const char *dir,
+                            const struct stat *was,
+                            char **files)
+{
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    struct stat sb;
+    int rc;
+
+    if (virDirOpen(&dirp, dir) < 0)
+        return -1;
+
+    if (fstat(dirfd(dirp), &sb) < 0 ||
+        sb.st_dev != was->st_dev || sb.st_ino != was->st_ino) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template directory '%1$s' was replaced during template-create"),
+                       dir);
+        return -1;
+    }
+
+    while ((rc = virDirRead(dirp, &ent, dir)) > 0) {
+        g_autofree char *path = g_strdup_printf("%s/%s", dir, ent->d_name);
+
+        if (!g_strv_contains((const char * const *) files, path)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("unexpected '%1$s' in template directory '%2$s'"),
+                           ent->d_name, dir);
+            return -1;
+        }
+    }
+
+    return rc;
+}
+
+
 /* Gives the template directory back to its owner when template-create
  * fails after qemuTemplateSetAccess(). */
 static void
@@ -847,10 +870,12 @@ qemuTemplateGiveBackDir(const char *dir,
  * The security drivers gave the directory and the RAM files the producer's
  * own labels, which clones, confined with labels of their own (sVirt),
  * cannot use. The RAM files become the daemon's, readable by the group QEMU
- * runs as, and get the MAC label of a shareable disk; the directory gets a
- * read-only label for all domains. Nothing restores these labels: the RAM
- * files go with the template, and a producer started again relabels the
- * directory (qemuProcessBuildDestroyMemoryPaths()).
+ * runs as, and they and the directory get the read-only MAC label all
+ * domains share. Nothing restores these labels: the RAM files go with the
+ * template, and a producer started again relabels the directory
+ * (qemuProcessBuildDestroyMemoryPaths()). Nothing but the RAM files may be
+ * in the directory then: the producer's QEMU could have left links where
+ * the daemon is about to write as root.
  *
  * @was is filled with the directory's owner and mode before. */
 static int
@@ -904,11 +929,12 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
         }
 
         if (qemuTemplateSetRAMFileOwner(*file, &sb, gid) < 0 ||
-            qemuTemplateSetSharedLabel(driver, vm, *file) < 0)
+            qemuSecurityDomainSetPathLabelRO(driver, vm, *file) < 0)
             goto error;
     }
 
-    if (qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
+    if (qemuTemplateCheckDirEntries(dir, was, files) < 0 ||
+        qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
         goto error;
 
     return 0;
@@ -1006,9 +1032,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     cookie->ignoreShared = true;
 
-    /* 0: a raw, uncompressed stream */
     if (!(data = virQEMUSaveDataNew(g_steal_pointer(&xml), cookie, was_running,
-                                    0, driver->xmlopt)))
+                                    QEMU_SAVE_FORMAT_RAW, driver->xmlopt)))
         goto endjob;
 
     if (qemuTemplateSetAccess(driver, vm, &dirWas) < 0)
@@ -1442,8 +1467,13 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
 
         /* Clones share the base and its backing chain: QEMU must not lock
          * them for writing, and the DAC driver must not give them to the
-         * user QEMU runs as. */
-        overlay->backingStore = virStorageSourceCopy(base, true);
+         * user QEMU runs as. The image keeps no chain: detect it here, or
+         * the clone's start would, without these labels. */
+        overlay->backingStore = virStorageSourceCopy(base, false);
+        if (virStorageSourceGetMetadata(overlay->backingStore, -1, -1,
+                                        QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH,
+                                        true) < 0)
+            goto cleanup;
         for (n = overlay->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
             n->readonly = true;
             qemuTemplateSetDACLabel(n, baseOwner);
@@ -1463,9 +1493,9 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
 }
 
 
-/* template-create writes the device state raw, and QEMU (7.2 at least)
- * spins forever, rather than failing, on an incoming stream that ends
- * before its first byte: refuse a compressed or truncated image here. */
+/* template-create writes the device state raw, and QEMU may wait forever,
+ * rather than fail, on an incoming stream that ends before its first byte
+ * (seen with 7.2): refuse a compressed or truncated image here. */
 static int
 qemuTemplateCheckImageStream(const char *path,
                              int fd,

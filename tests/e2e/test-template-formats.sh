@@ -4,7 +4,7 @@
 # backing file. Each clone writes its own overlay and reads back its own
 # record; every QEMU opens the base read-only (a qcow2 base opened for
 # writing would be locked by the first clone: "Failed to get "write" lock");
-# the base is unchanged.
+# the base and its backing file stay unchanged and the daemon's.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -62,6 +62,11 @@ for kind in raw qcow2 qcow2-on-raw; do
     [ "$(virsh list --name | grep -c "^$tmpl-clone-")" = $nclones ] ||
         fail "$kind: not all $nclones clones are running: $(virsh list --name)"
     [ "$(sha256sum $files)" = "$sums" ] || fail "$kind: the base changed while clones ran"
+    # Not even the backing file of a base may become the QEMU user's, who
+    # could make it writable.
+    for f in $files; do
+        [ "$(stat -c %U "$f")" = root ] || fail "$kind: $f was given to $(stat -c %U "$f")"
+    done
     echo "$kind: $nclones clones run at once, each on its own overlay; base opened read-only, unchanged"
 done
 echo "PASS: concurrent clones of raw, qcow2 and qcow2-on-raw bases"

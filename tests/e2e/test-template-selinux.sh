@@ -2,8 +2,8 @@
 # sVirt labels of a template and its clones.  Each clone runs with MCS
 # categories of its own, so the template's directory and RAM files must
 # carry labels all domains share, not the producer's, whatever clones
-# start and stop: the RAM files the shareable one, the directory the
-# read-only one.  This kernel has no SELinux: virtqemud runs its SELinux
+# start and stop: the read-only one, as clones map the RAM files
+# read-only.  This kernel has no SELinux: virtqemud runs its SELinux
 # driver on libvirt's own test helper, which writes labels as
 # user.libvirt.selinux xattrs; nothing enforces them and QEMU runs
 # unconfined, so this checks the labels libvirt sets, not their effect.
@@ -59,8 +59,8 @@ echo "producer: its template directory is labelled $producer"
 
 virsh template-create $tmpl >/dev/null
 expect_label "$dir" "$readonly_shared" "after template-create"
-expect_label "$dir/pc.ram" "$shared" "after template-create"
-echo "template: pc.ram labelled $shared, its directory $readonly_shared"
+expect_label "$dir/pc.ram" "$readonly_shared" "after template-create"
+echo "template: pc.ram and its directory labelled $readonly_shared"
 
 virsh clone-from-template $tmpl --count 2 >/dev/null
 labels=""
@@ -75,22 +75,22 @@ for c in $tmpl-clone-1 $tmpl-clone-2; do
     echo "$c: image label $own, on its overlay too"
 done
 expect_label "$dir" "$readonly_shared" "with two clones running"
-expect_label "$dir/pc.ram" "$shared" "with two clones running"
+expect_label "$dir/pc.ram" "$readonly_shared" "with two clones running"
 expect_label "$dir/template.save" "$readonly_shared" "with two clones running"
 expect_label "$base" "$readonly_shared" "with two clones running"
-echo "with two clones running: base and template image $readonly_shared, RAM file $shared"
+echo "with two clones running: base, template image and RAM file $readonly_shared"
 
 n=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl-clone-2.console")")
 virsh destroy $tmpl-clone-1 >/dev/null
 expect_label "$dir" "$readonly_shared" "after a clone stopped"
-expect_label "$dir/pc.ram" "$shared" "after a clone stopped"
+expect_label "$dir/pc.ram" "$readonly_shared" "after a clone stopped"
 expect_label "$dir/template.save" "$readonly_shared" "after a clone stopped"
 expect_label "$base" "$readonly_shared" "after a clone stopped"
 heartbeat_after "$E2E_DIR/$tmpl-clone-2.console" "$n" 60 >/dev/null ||
     fail "$tmpl-clone-2 stopped beating after its sibling stopped"
 virsh clone-from-template $tmpl $tmpl-clone-3 >/dev/null ||
     fail "no clone after a clone stopped"
-expect_label "$dir/pc.ram" "$shared" "with a third clone running"
+expect_label "$dir/pc.ram" "$readonly_shared" "with a third clone running"
 echo "after a clone stopped: labels unchanged, its sibling runs on, a third clone started"
 
 # Discarded by start --force-boot, the template's directory is the
