@@ -43,6 +43,12 @@ for c in $commits; do
     while read -r f; do
         new_file_used "$f" || rm -f "$wt/$f"
     done <"$SRC_DIR/.git/project-new-files"
+    # syntax-check reads the file list of HEAD: commit the removals.
+    if ! git -C "$wt" diff --quiet; then
+        git -C "$wt" -c user.name=check-series -c user.email=check-series@localhost \
+            -c commit.gpgsign=false -c core.hooksPath=/dev/null \
+            commit -q -a -m "check-series: new files not used yet"
+    fi
     [ -f "$bld/build.ninja" ] || meson setup "$bld" "$wt" $(cat "$MESON_DIR/.project-options" | sed "s|--prefix=[^ ]*||") >/dev/null
     if ! ninja -C "$bld" >"$bld.log" 2>&1; then
         echo "FAIL (build) $subject"
