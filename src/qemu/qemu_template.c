@@ -917,7 +917,8 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
         goto error;
     }
 
-    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)) ||
+        qemuTemplateCheckDirEntries(dir, was, files) < 0)
         goto error;
 
     for (file = files; *file; file++) {
@@ -933,8 +934,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
             goto error;
     }
 
-    if (qemuTemplateCheckDirEntries(dir, was, files) < 0 ||
-        qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
+    if (qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
         goto error;
 
     return 0;

@@ -14,9 +14,11 @@ fail() {
     exit 1
 }
 
-# PIDs of QEMU processes running the domain NAME.
+# PIDs of QEMU processes running the domain NAME for this checkout's
+# daemon (another checkout's tests may run domains of the same name; each
+# QEMU's command line holds paths of its daemon's prefix).
 qemu_pids() {
-    pgrep -f -- "qemu-system-.* -name guest=$1," || true
+    pgrep -f -- "qemu-system-.* -name guest=$1,.*$PREFIX/" || true
 }
 
 # domxml NAME [domxml.sh options]: write the guest's XML, its console log

@@ -29,7 +29,7 @@ daemon_fds() {
 }
 state() {
     echo "domains=$(virsh list --all --name | grep -c .)" \
-         "qemus=$(pgrep -fc 'qemu-system-.* -name guest=' || true)" \
+         "qemus=$(pgrep -fc "qemu-system-.* -name guest=.*$PREFIX/" || true)" \
          "files=$(find "$dir" "$PREFIX/var/run/libvirt/qemu" "$PREFIX/var/lib/libvirt/qemu" | wc -l)" \
          "fds=$(daemon_fds)"
 }

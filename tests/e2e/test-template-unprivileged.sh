@@ -2,7 +2,8 @@
 # QEMU as Debian's unprivileged user: after template-create that user can
 # read what clones need and open none of the template's files for writing
 # (RAM file, template image, frozen disk base, template directory), and a
-# clone's QEMU holds the RAM file read-only.
+# clone's QEMU holds the RAM file read-only. A link the producer's QEMU
+# planted in the template directory stops template-create.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -33,6 +34,18 @@ wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null 
     fail "the template does not write its disk"
 user=$(ps -o user= -p "$(qemu_pids $tmpl)")
 [ "$user" = "$QEMU_USER" ] || fail "the template's QEMU runs as $user, not $QEMU_USER"
+
+# Until template-create the directory is the producer's QEMU's, which could
+# leave a link where the daemon writes the image as root.
+victim="$E2E_DIR/$tmpl-victim"
+echo untouched >"$victim"
+as_qemu ln -s "$victim" "$dir/template.save.partial"
+expect_error "a link planted in the template directory" "unexpected 'template.save.partial'" \
+    virsh template-create $tmpl
+[ "$(cat "$victim")" = untouched ] || fail "template-create wrote through a planted link"
+[ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after the refusal"
+rm -f "$dir/template.save.partial" "$victim"
+
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 
 for f in "$dir/pc.ram" "$dir/template.save" "$base"; do
