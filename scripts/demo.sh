@@ -77,16 +77,14 @@ done
 
 # ram_open PID: how QEMU PID holds the template's RAM file (its open flags)
 ram_open() {
-    for _fd in /proc/"$1"/fd/*; do
-        case $(readlink "$_fd") in
-            */template/$tmpl/pc.ram)
-                _flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$1/fdinfo/${_fd##*/}")
-                # O_ACCMODE of the octal flags: 0 is O_RDONLY
-                if [ $(( 0$_flags & 3 )) = 0 ]; then echo read-only; else echo read-write; fi
-                return ;;
-        esac
-    done
-    echo "not open"
+    _flags=$(open_flags "$1" "$PREFIX/var/lib/libvirt/qemu/template/$tmpl/pc.ram" | head -n 1)
+    if [ -z "$_flags" ]; then
+        echo "not open"
+    elif [ $(( 0$_flags & 3 )) = 0 ]; then
+        echo read-only
+    else
+        echo read-write
+    fi
 }
 
 printf '\n| step                                  | time (ms) | PSS (MiB) | USS (MiB) | shared (MiB) | QEMU user    | RAM file  |\n'

@@ -66,6 +66,17 @@ wait_for_line() {
     return 1
 }
 
+# open_flags PID FILE: the open flags (octal, as in fdinfo) of each file
+# descriptor of process PID on FILE, one a line; nothing if it holds none.
+# $(( 0FLAGS & 3 )) is the access mode: 0 read-only, 2 read-write.
+open_flags() {
+    for _fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$_fd")" = "$2" ] &&
+            sed -n 's/^flags:[[:space:]]*//p' "/proc/$1/fdinfo/${_fd##*/}"
+    done
+    return 0
+}
+
 # field NAME LINE: the value of NAME=... in a guest's heartbeat LINE
 field() {
     echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"

@@ -67,14 +67,11 @@ for c in $clones; do
     pid=$(qemu_pids $c)
     [ -n "$pid" ] || fail "$c: no QEMU"
     # How QEMU opened each image: the base read-only, the overlay read-write.
-    for fd in /proc/"$pid"/fd/*; do
-        target=$(readlink "$fd") || continue
-        flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$pid/fdinfo/${fd##*/}")
-        mode=$(( 0$flags & 3 ))
-        case "$target" in
-            "$base") [ $mode = 0 ] || fail "$c opened the base with flags $flags" ;;
-            "$overlay") [ $mode = 2 ] || fail "$c opened its overlay with flags $flags" ;;
-        esac
+    for flags in $(open_flags "$pid" "$base"); do
+        [ $(( 0$flags & 3 )) = 0 ] || fail "$c opened the base with flags $flags"
+    done
+    for flags in $(open_flags "$pid" "$overlay"); do
+        [ $(( 0$flags & 3 )) = 2 ] || fail "$c opened its overlay with flags $flags"
     done
     beat=$(heartbeat_after "$E2E_DIR/$c.console" $((tn + 2)) 60) || fail "$c does not run on"
     [ "$(field disk "$beat")" = "$(field rand "$beat")" ] || fail "$c read back another record: $beat"

@@ -50,13 +50,10 @@ for kind in raw qcow2 qcow2-on-raw; do
         [ "$(field disk "$beat")" = "$(field rand "$beat")" ] ||
             fail "$kind: $c read back another record: $beat"
         pid=$(qemu_pids $c)
-        for fd in /proc/"$pid"/fd/*; do
-            target=$(readlink "$fd") || continue
-            case " $files " in
-                *" $target "*)
-                    flags=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$pid/fdinfo/${fd##*/}")
-                    [ $(( 0$flags & 3 )) = 0 ] || fail "$kind: $c opened $target with flags $flags" ;;
-            esac
+        for f in $files; do
+            for flags in $(open_flags "$pid" "$f"); do
+                [ $(( 0$flags & 3 )) = 0 ] || fail "$kind: $c opened $f with flags $flags"
+            done
         done
     done
     [ "$(virsh list --name | grep -c "^$tmpl-clone-")" = $nclones ] ||

@@ -66,11 +66,7 @@ virsh clone-from-template $tmpl --count 2 >/dev/null || fail "clone-from-templat
 for c in $tmpl-clone-1 $tmpl-clone-2; do
     pid=$(qemu_pids $c)
     [ "$(ps -o user= -p "$pid")" = "$QEMU_USER" ] || fail "$c's QEMU does not run as $QEMU_USER"
-    ram=""
-    for fd in /proc/"$pid"/fd/*; do
-        [ "$(readlink "$fd")" = "$dir/pc.ram" ] || continue
-        ram=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$pid/fdinfo/${fd##*/}")
-    done
+    ram=$(open_flags "$pid" "$dir/pc.ram" | head -n 1)
     [ -n "$ram" ] || fail "$c does not hold the template's RAM file"
     [ $(( 0$ram & 3 )) = 0 ] || fail "$c holds the RAM file with flags $ram, not O_RDONLY"
     heartbeat_after "$E2E_DIR/$c.console" 2 60 >/dev/null || fail "$c does not run on"
