@@ -39,6 +39,7 @@ CONF
     cat >"$ETC/virtqemud.conf" <<CONF
 # Written by scripts/daemon.sh.
 log_outputs = "${VIRTQEMUD_LOG_LEVEL:-3}:file:$LOG/virtqemud.log"
+log_filters = "${VIRTQEMUD_LOG_FILTERS:-}"
 CONF
     cat >"$ETC/virtlogd.conf" <<CONF
 log_outputs = "3:file:$LOG/virtlogd.log"

@@ -31,11 +31,18 @@ domxml() {
     echo "$E2E_DIR/$_name.xml"
 }
 
-# Stop virtqemud; the next virsh starts it again.
+# Stop virtqemud and start it again, returning once it has reconnected
+# to every running domain.  A destroy sent while the reconnect still holds
+# the domain's job kills QEMU under it and then reports "domain is not
+# running" (libvirt 11.3 does so for any domain).
 restart_daemon() {
     kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
     while [ -S "$PREFIX/var/run/libvirt/virtqemud-sock" ] && pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
         sleep 0.1
+    done
+    # dommemstat takes a query job: it waits for the reconnect's job.
+    for _dom in $(virsh list --name); do
+        virsh dommemstat "$_dom" >/dev/null 2>&1 || true
     done
 }
 
