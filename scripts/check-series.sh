@@ -3,6 +3,7 @@
 # tree on its own and run libvirt's test suite on it.  The new files are
 # there from the first commit; each patch gets those it refers to (see
 # new_file_used).  Uses a worktree and build directory of its own.
+#   check-series.sh [COMMIT]   only the patches after COMMIT of build/libvirt
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -10,7 +11,7 @@ need_root
 "$ROOT/scripts/build.sh"
 wt="$BUILD_DIR/series"
 bld="$BUILD_DIR/series-meson"
-commits=$(git -C "$SRC_DIR" rev-list --reverse pristine..HEAD -- . \
+commits=$(git -C "$SRC_DIR" rev-list --reverse "${1:-pristine}"..HEAD -- . \
           $(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files"))
 [ -d "$wt" ] || git -C "$SRC_DIR" worktree add -q --detach "$wt" pristine
 # Not tracked (a submodule upstream), so a worktree does not get it.

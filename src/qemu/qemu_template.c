@@ -77,6 +77,89 @@ qemuTemplateIsClone(const virDomainDef *def)
 
 
 /**
+ * qemuTemplateCheckNotHeld:
+ * @vm: domain object
+ *
+ * A domain that holds a template must not run, nor have its disks
+ * snapshotted: its QEMU would map the template's RAM files shared and
+ * write them, or its disks, under the clones that start from them.
+ *
+ * Returns 0 if @vm holds no template, -1 with an error reported otherwise.
+ */
+int
+qemuTemplateCheckNotHeld(virDomainObj *vm)
+{
+    if (!vm->hasTemplate)
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("domain '%1$s' holds a template; remove the template first"),
+                   vm->def->name);
+    return -1;
+}
+
+
+/**
+ * qemuTemplateCheckRedefine:
+ * @driver: qemu driver
+ * @vm: domain object, locked
+ * @oldDef: persistent definition of @vm before the redefinition
+ * @newDef: its new persistent definition
+ *
+ * Clones start from their template's definition, RAM files and disks. A
+ * domain making a template (running with template memory) keeps its
+ * template memory; a domain that holds one also keeps its guest ABI and
+ * disk sources until the template is removed.
+ *
+ * Returns 0 if @newDef may replace @oldDef, -1 with an error reported
+ * otherwise.
+ */
+int
+qemuTemplateCheckRedefine(virQEMUDriver *driver,
+                          virDomainObj *vm,
+                          virDomainDef *oldDef,
+                          virDomainDef *newDef)
+{
+    virDomainDef *tmplDef;
+    size_t i;
+
+    if (vm->hasTemplate)
+        tmplDef = oldDef;
+    else if (virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def))
+        tmplDef = vm->def;
+    else
+        return 0;
+
+    if (!qemuTemplateIsProducer(newDef) ||
+        STRNEQ_NULLABLE(newDef->mem.tmpl->path, tmplDef->mem.tmpl->path)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' makes or holds a template: its new definition must keep its template memory"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (!vm->hasTemplate)
+        return 0;
+
+    if (!virDomainDefCheckABIStability(tmplDef, newDef, driver->xmlopt))
+        return -1;
+
+    /* The ABI check matched the disks one by one. */
+    for (i = 0; i < newDef->ndisks; i++) {
+        if (!virStorageSourceIsSameLocation(tmplDef->disks[i]->src,
+                                            newDef->disks[i]->src)) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("domain '%1$s' holds a template: disk '%2$s' can't change its source"),
+                           vm->def->name, newDef->disks[i]->dst);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/**
  * qemuTemplateMemoryFiles:
  * @driver: qemu driver
  * @def: domain definition with template memory
@@ -1197,23 +1280,33 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
         if (!virDomainDefCheckABIStability(tmplDef, abi, driver->xmlopt))
             return NULL;
     } else {
-        if (!(def = virDomainDefCopy(tmplDef, driver->xmlopt, NULL, false)))
+        g_autoptr(virDomainDef) copy = NULL;
+
+        if (!(copy = virDomainDefCopy(tmplDef, driver->xmlopt, NULL, false)))
             return NULL;
 
-        g_free(def->name);
+        g_free(copy->name);
         if (name)
-            def->name = g_strdup(name);
-        else if (!(def->name = qemuTemplateCloneFreeName(driver, tmplDef->name)))
+            copy->name = g_strdup(name);
+        else if (!(copy->name = qemuTemplateCloneFreeName(driver, tmplDef->name)))
             return NULL;
 
-        if (virUUIDGenerate(def->uuid) < 0) {
+        if (virUUIDGenerate(copy->uuid) < 0) {
             virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
                            _("failed to generate a UUID for the clone"));
             return NULL;
         }
 
-        qemuTemplateCloneChardevPaths(def, tmplDef->name);
+        qemuTemplateCloneChardevPaths(copy, tmplDef->name);
+
+        /* The name ends up in file names: it gets the parser's checks, as
+         * the name of a definition from XML does. */
+        if (!(def = virDomainDefCopy(copy, driver->xmlopt, NULL, false)))
+            return NULL;
     }
+
+    if (virXMLCheckIllegalChars("name", def->name, "\n") < 0)
+        return NULL;
 
     if (STREQ(def->name, tmplDef->name)) {
         virReportError(VIR_ERR_INVALID_ARG, "%s",

@@ -27,6 +27,15 @@ qemuTemplateIsProducer(const virDomainDef *def);
 bool
 qemuTemplateIsClone(const virDomainDef *def);
 
+int
+qemuTemplateCheckNotHeld(virDomainObj *vm);
+
+int
+qemuTemplateCheckRedefine(virQEMUDriver *driver,
+                          virDomainObj *vm,
+                          virDomainDef *oldDef,
+                          virDomainDef *newDef);
+
 char **
 qemuTemplateMemoryFiles(virQEMUDriver *driver,
                         const virDomainDef *def);

@@ -1,0 +1,84 @@
+#!/bin/sh
+# What a template's clones start from cannot be changed or escaped through
+# other APIs while the template exists: a clone's name goes through the
+# parser's checks before it reaches a file name; no other QEMU starts on the
+# template's RAM files (create from its XML, snapshot revert); snapshots and
+# redefinitions that would change its memory, ABI or disks are refused.
+# Each refusal leaves the template intact and clonable.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-guard
+dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+escape="$E2E_DIR/guard-escape"
+cleanup() {
+    for c in $(virsh list --name | grep "^$tmpl" || true); do
+        virsh destroy "$c" >/dev/null 2>&1 || true
+    done
+    virsh undefine --remove-template $tmpl >/dev/null 2>&1 ||
+        virsh undefine $tmpl >/dev/null 2>&1 || true
+    rm -rf "$escape"
+}
+trap cleanup EXIT
+cleanup
+
+xml=$(domxml $tmpl --memory 256 --fill 8 --template)
+virsh define "$xml" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null || fail "the template did not come up"
+virsh template-create $tmpl >/dev/null || fail "template-create failed"
+ram_sum=$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)
+virsh dumpxml --inactive $tmpl >"$E2E_DIR/$tmpl-inactive.xml"
+
+# Clone names: a '/' would put the clone's log, status and overlay
+# directory anywhere (virtlogd creates the log as root).
+mkdir -p "$escape"
+rel=$(realpath --relative-to="$PREFIX/var/log/libvirt/qemu" "$escape")
+expect_error "clone name with '/'" "cannot contain '/'" \
+    virsh clone-from-template $tmpl --name "$rel/evil" --paused
+expect_error "clone name with a newline" "invalid char in name" \
+    virsh clone-from-template $tmpl --name "$(printf 'a\nb')" --paused
+[ -z "$(ls -A "$escape")" ] || fail "a refused clone name created files: $(ls -A "$escape")"
+for d in "$PREFIX/var/run/libvirt/qemu" "$dir/clones"; do
+    [ -z "$(find "$d" -name '*evil*' 2>/dev/null)" ] || fail "a refused clone name left files in $d"
+done
+
+# Other ways of starting QEMU on the template's definition.
+expect_error "create from the template's XML" "holds a template" \
+    virsh create "$E2E_DIR/$tmpl-inactive.xml"
+[ -z "$(qemu_pids $tmpl)" ] || fail "QEMU runs on the template's definition"
+# The refused create must not leave its XML in place of the template's.
+sed "s|<name>$tmpl</name>|&<description>created</description>|" \
+    "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-create.xml"
+expect_error "create from changed XML" "holds a template" virsh create "$E2E_DIR/$tmpl-create.xml"
+virsh dumpxml --inactive $tmpl | cmp -s - "$E2E_DIR/$tmpl-inactive.xml" ||
+    fail "a refused create changed the template's definition"
+expect_error "snapshot of the template" "holds a template" \
+    virsh snapshot-create-as $tmpl guard-snap
+[ -z "$(virsh snapshot-list --name $tmpl)" ] || fail "a snapshot of the template exists"
+
+# Redefinitions: dropping <template/> (the daemon used to crash on the next
+# clone), moving it, or changing the guest; the template's own XML is fine.
+sed '/<template /d' "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-notmpl.xml"
+expect_error "redefinition without template memory" "must keep its template memory" \
+    virsh define "$E2E_DIR/$tmpl-notmpl.xml"
+sed "s|<template path='[^']*'/>|<template path='$E2E_DIR/guard-moved'/>|" \
+    "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-moved.xml"
+expect_error "redefinition with another template path" "must keep its template memory" \
+    virsh define "$E2E_DIR/$tmpl-moved.xml"
+sed "s|<vcpu\([^>]*\)>1</vcpu>|<vcpu\1>2</vcpu>|" "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-vcpus.xml"
+grep -q "<vcpu[^>]*>2</vcpu>" "$E2E_DIR/$tmpl-vcpus.xml" || fail "test setup: no vcpu count to change"
+expect_error "redefinition with another vCPU count" "does not match source" \
+    virsh define "$E2E_DIR/$tmpl-vcpus.xml"
+sed "s|<name>$tmpl</name>|&<description>guard</description>|" \
+    "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-desc.xml"
+virsh define "$E2E_DIR/$tmpl-desc.xml" >/dev/null || fail "redefinition with a description refused"
+virsh dumpxml --inactive $tmpl | grep -qF "<description>guard</description>" ||
+    fail "the accepted redefinition did not take"
+
+virsh list --all --template --name | grep -qx $tmpl || fail "$tmpl is no template any more"
+[ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "the template's RAM file changed"
+clone=$(virsh clone-from-template $tmpl | head -n 1) || fail "clone after the refusals failed"
+[ "$(virsh domstate "$clone")" = running ] || fail "$clone is not running"
+virsh destroy "$clone" >/dev/null
+echo "PASS: clone names checked, no start, snapshot or redefinition past the template"
