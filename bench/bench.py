@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -142,12 +143,25 @@ def guest_xml(name, memory, period, template=None):
     if template:
         args.append("--template")
     xml = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    if template == "tmpfs":
-        xml = xml.replace("<template/>", "<template path='%s/%s'/>" % (TMPFS, name))
     path = os.path.join(WORK, name + ".xml")
     with open(path, "w") as f:
         f.write(xml)
     return path
+
+
+def restart_daemon(template_dir=None):
+    """Restart the private daemon (domains keep running), its templates in
+    template_dir instead of the default memory_template_dir."""
+    if template_dir:
+        ENV["VIRTQEMUD_MEMORY_TEMPLATE_DIR"] = template_dir
+    else:
+        ENV.pop("VIRTQEMUD_MEMORY_TEMPLATE_DIR", None)
+    with open(os.path.join(PREFIX, "var", "run", "virtqemud.pid")) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGTERM)
+    while os.path.exists("/proc/%d" % pid):
+        time.sleep(0.05)
+    subprocess.run([os.path.join(ROOT, "run"), "true"], env=ENV, check=True)
 
 
 def template_dir(name):
@@ -317,6 +331,7 @@ def bench_start(size, runs, clone_api, results, skip, warm_restore):
     # same image into a fresh definition.
     for kind in ("tmpfs", "disk") if "create" not in skip else ():
         tmpl = "bench-tmpl-%s-%d" % (kind, size)
+        restart_daemon(TMPFS if kind == "tmpfs" else None)
         xml = guest_xml(tmpl, size, PERIOD, kind)
         image = os.path.join(TMPFS if kind == "tmpfs" else WORK, tmpl + ".save")
         progress("%d MiB, %s: template-create against save x%d" % (size, kind, runs))
@@ -343,6 +358,7 @@ def bench_start(size, runs, clone_api, results, skip, warm_restore):
         res["create_" + kind] = creates
         if kind == "tmpfs":
             virsh("undefine", "--remove-template", tmpl)
+            restart_daemon()
     if "create" in skip:
         tmpl = "bench-tmpl-disk-%d" % size
         virsh("define", guest_xml(tmpl, size, PERIOD, "disk"))

@@ -33,6 +33,9 @@ group = "$QEMU_GROUP"
 namespaces = [ ]
 remember_owner = 0
 CONF
+    if [ -n "${VIRTQEMUD_MEMORY_TEMPLATE_DIR:-}" ]; then
+        echo "memory_template_dir = \"$VIRTQEMUD_MEMORY_TEMPLATE_DIR\"" >>"$ETC/qemu.conf"
+    fi
     if [ "${VIRTQEMUD_SELINUX_MOCK:-0}" = 1 ]; then
         echo 'security_driver = "selinux"' >>"$ETC/qemu.conf"
     fi

@@ -56,7 +56,7 @@ virsh template-create "$tmpl" >/dev/null
 create=$(( $(ms) - t0 ))
 last=$(tr -d '\r' <"$work/$tmpl.console" | grep '^HEARTBEAT' | tail -n 1)
 echo "  template point: $last"
-ls -l "$PREFIX/var/lib/libvirt/qemu/template/$tmpl" | sed 's/^/  /'
+ls -l "$(template_dir $tmpl)" | sed 's/^/  /'
 
 echo "demo: starting $nclones clones"
 for i in $(seq 1 "$nclones"); do
@@ -77,7 +77,7 @@ done
 
 # ram_open PID: how QEMU PID holds the template's RAM file (its open flags)
 ram_open() {
-    _flags=$(open_flags "$1" "$PREFIX/var/lib/libvirt/qemu/template/$tmpl/pc.ram" | head -n 1)
+    _flags=$(open_flags "$1" "$(template_dir $tmpl)/pc.ram" | head -n 1)
     if [ -z "$_flags" ]; then
         echo "not open"
     elif [ $(( 0$_flags & 3 )) = 0 ]; then

@@ -81,3 +81,16 @@ open_flags() {
 field() {
     echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"
 }
+
+# domain_uuid NAME: the UUID of the test guest NAME (tests/guest/domxml.sh),
+# derived from its name so that scripts know where its template lives.
+domain_uuid() {
+    printf 'vmtpl:%s' "$1" | md5sum |
+        sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/'
+}
+
+# template_dir NAME: the template directory of the test guest NAME, which
+# the daemon derives from its UUID.
+template_dir() {
+    echo "$PREFIX/var/lib/libvirt/qemu/template/$(domain_uuid "$1")"
+}

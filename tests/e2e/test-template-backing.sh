@@ -6,7 +6,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-chain
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 backing="$E2E_DIR/$tmpl-golden.img"
 top="$E2E_DIR/$tmpl-top.qcow2"
 cleanup() {

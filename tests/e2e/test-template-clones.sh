@@ -7,7 +7,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-disk
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 xml_overlay="$E2E_DIR/$tmpl-xml-clone.qcow2"
 clones="$tmpl-clone-1 $tmpl-clone-2 $tmpl-xml-clone"

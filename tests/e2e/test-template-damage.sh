@@ -6,7 +6,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-churn
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 trap 'cleanup_template $tmpl' EXIT
 cleanup_template $tmpl
 

@@ -22,7 +22,7 @@ expect_refusal() {
     fi
     echo "$out" | grep -qF -- "$2" || fail "unexpected message for $1: $out"
     [ "$(virsh domstate $name)" = running ] || fail "$name is not running after a refused template-create"
-    [ ! -e "$PREFIX/var/lib/libvirt/qemu/template/$name/template.save" ] || fail "a template image was left"
+    [ ! -e "$(template_dir $name)/template.save" ] || fail "a template image was left"
     echo "refused ($1): $(echo "$out" | tail -n 1)"
 }
 expect_refusal "a NIC" "every clone would have the same MAC address"

@@ -8,7 +8,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-fault
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 mnt="$E2E_DIR/$tmpl-full"
 cleanup() {

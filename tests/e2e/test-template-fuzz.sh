@@ -8,7 +8,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 name=e2e-fuzz
-dir="$PREFIX/var/lib/libvirt/qemu/template/$name"
+dir="$(template_dir $name)"
 corpus="$E2E_DIR/fuzz"
 link="$E2E_DIR/fuzz-link"
 cleanup() {

@@ -9,7 +9,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-guard
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 escape="$E2E_DIR/guard-escape"
 cleanup() {
     for c in $(virsh list --name | grep "^$tmpl" || true); do
@@ -62,9 +62,9 @@ expect_error "snapshot of the template" "holds a template" \
 sed '/<template /d' "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-notmpl.xml"
 expect_error "redefinition without template memory" "must keep its template memory" \
     virsh define "$E2E_DIR/$tmpl-notmpl.xml"
-sed "s|<template path='[^']*'/>|<template path='$E2E_DIR/guard-moved'/>|" \
+sed "s|<template path='[^']*'/>|<template path='$(template_dir e2e-guard-other)'/>|" \
     "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-moved.xml"
-expect_error "redefinition with another template path" "must keep its template memory" \
+expect_error "redefinition with another template's directory" "is not the directory" \
     virsh define "$E2E_DIR/$tmpl-moved.xml"
 sed "s|<vcpu\([^>]*\)>1</vcpu>|<vcpu\1>2</vcpu>|" "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$tmpl-vcpus.xml"
 grep -q "<vcpu[^>]*>2</vcpu>" "$E2E_DIR/$tmpl-vcpus.xml" || fail "test setup: no vcpu count to change"

@@ -7,7 +7,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 name=e2e-tmplmem
-tmpldir="$PREFIX/var/lib/libvirt/qemu/template/$name"
+tmpldir="$(template_dir $name)"
 trap 'cleanup_domain $name' EXIT
 cleanup_domain $name
 
@@ -35,6 +35,10 @@ expect_refused "memfd" "template memory requires memoryBacking source type 'file
     "s|<source type='file'/>|<source type='memfd'/>|"
 expect_refused "path traversal" "must not contain '..'" \
     "s|<template/>|<template path='/var/tmp/../../etc'/>|"
+expect_refused "a directory of its own choosing" "is not the directory" \
+    "s|<template/>|<template path='/var/tmp/tmpl'/>|"
+expect_refused "another domain's directory" "is not the directory" \
+    "s|<template/>|<template path='$(template_dir e2e-tmplmem-other)'/>|"
 
 virsh define "$xml" >/dev/null || fail "define of a producer failed"
 virsh dumpxml $name | grep -qF "<template path='$tmpldir'/>" ||

@@ -11,7 +11,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-sel
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 shared=system_u:object_r:svirt_image_t:s0
 readonly_shared=system_u:object_r:virt_content_t:s0

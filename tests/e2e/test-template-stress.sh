@@ -6,7 +6,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-stress
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 seconds=${STRESS_SECONDS:-300}
 width=32

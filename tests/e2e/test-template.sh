@@ -6,7 +6,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-tmpl
-dir="$PREFIX/var/lib/libvirt/qemu/template/$tmpl"
+dir="$(template_dir $tmpl)"
 console="$E2E_DIR/$tmpl.console"
 clones="$tmpl-clone-1 $tmpl-clone-2 e2e-named-clone"
 all_clones="$clones e2e-xml-clone e2e-race-clone"

@@ -57,6 +57,7 @@ guest=$("$(dirname "$0")/build.sh")
 cat <<XML
 <domain type='qemu'>
   <name>$name</name>
+  <uuid>$(domain_uuid "$name")</uuid>
   <genid/>
   <memory unit='MiB'>$memory</memory>$backing
   <vcpu>$vcpus</vcpu>
