@@ -37,18 +37,21 @@ new_file_used() {
     esac
 }
 
+head=$(git -C "$SRC_DIR" rev-parse HEAD)
 failed=0
 for c in $commits; do
     subject=$(git -C "$SRC_DIR" log -1 --format=%s "$c")
     git -C "$wt" checkout -q -f --detach "$c"
+    # the new files as the series ends, whatever version commit c has
     while read -r f; do
+        git -C "$wt" checkout -q "$head" -- "$f"
         new_file_used "$f" || rm -f "$wt/$f"
     done <"$SRC_DIR/.git/project-new-files"
     # syntax-check reads the file list of HEAD: commit the removals.
-    if ! git -C "$wt" diff --quiet; then
+    if ! git -C "$wt" diff --quiet HEAD; then
         git -C "$wt" -c user.name=check-series -c user.email=check-series@localhost \
             -c commit.gpgsign=false -c core.hooksPath=/dev/null \
-            commit -q -a -m "check-series: new files not used yet"
+            commit -q -a -m "check-series: the new files this patch uses"
     fi
     [ -f "$bld/build.ninja" ] || meson setup "$bld" "$wt" $(cat "$MESON_DIR/.project-options" | sed "s|--prefix=[^ ]*||") >/dev/null
     if ! ninja -C "$bld" >"$bld.log" 2>&1; then

@@ -31,8 +31,10 @@
 #include "qemu_security.h"
 #include "storage_source.h"
 #include "domain_audit.h"
+#include "domain_validate.h"
 #include "viralloc.h"
 #include "vircommand.h"
+#include "virclosecallbacks.h"
 #include "virfile.h"
 #include "virlog.h"
 #include "virstring.h"
@@ -103,7 +105,8 @@ qemuTemplateCheckNotHeld(virDomainObj *vm)
  * qemuTemplateCheckRedefine:
  * @driver: qemu driver
  * @vm: domain object, locked
- * @oldDef: persistent definition of @vm before the redefinition
+ * @oldDef: persistent definition of @vm before the redefinition, or NULL
+ *          if @vm was transient
  * @newDef: its new persistent definition
  *
  * Clones start from their template's definition, RAM files and disks. A
@@ -123,7 +126,7 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
     virDomainDef *tmplDef;
     size_t i;
 
-    if (vm->hasTemplate)
+    if (vm->hasTemplate && oldDef)
         tmplDef = oldDef;
     else if (virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def))
         tmplDef = vm->def;
@@ -156,6 +159,46 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
     }
 
     return 0;
+}
+
+
+/**
+ * qemuTemplateCheckBlockCommit:
+ * @vm: domain object
+ * @disk: disk of @vm
+ * @base: layer of @disk's chain a block commit writes into
+ *
+ * A clone's disk is its own overlay, and the layers it adds above it, on
+ * the template's read-only base: committing into the base would change
+ * the disk of every clone.
+ *
+ * Returns 0 if the commit stays in the clone's own layers, -1 with an
+ * error reported otherwise.
+ */
+int
+qemuTemplateCheckBlockCommit(virDomainObj *vm,
+                             virDomainDiskDef *disk,
+                             virStorageSource *base)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    virStorageSource *n;
+
+    if (!qemuTemplateIsClone(vm->def))
+        return 0;
+
+    for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
+        if (n == base)
+            return 0;
+        /* the clone's overlay: what is below it is the template's */
+        if (n->path && priv->templateOverlays &&
+            g_strv_contains((const char **)priv->templateOverlays, n->path))
+            break;
+    }
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("disk '%1$s' of clone '%2$s' can't be committed into its template's image"),
+                   disk->dst, vm->def->name);
+    return -1;
 }
 
 
@@ -446,6 +489,45 @@ qemuTemplateRecordCheck(const char *dir)
 }
 
 
+/**
+ * qemuTemplateCheckCloneSource:
+ * @driver: qemu driver
+ * @def: definition of a clone (see qemuTemplateIsClone())
+ *
+ * A clone restored from a save image, or reverted to, maps the RAM files
+ * its XML names: they must be those of a template that exists and holds
+ * them unchanged, not any directory under memory_template_dir.
+ *
+ * Returns 0 if they are, -1 with an error reported otherwise.
+ */
+int
+qemuTemplateCheckCloneSource(virQEMUDriver *driver,
+                             const virDomainDef *def)
+{
+    g_autofree char *base = g_path_get_basename(def->mem.tmpl->path);
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    virDomainObj *tmpl = NULL;
+    bool held = false;
+
+    if (virUUIDParse(base, uuid) == 0 &&
+        (tmpl = virDomainObjListFindByUUID(driver->domains, uuid))) {
+        held = tmpl->hasTemplate &&
+               STREQ_NULLABLE(tmpl->def->mem.tmpl ? tmpl->def->mem.tmpl->path : NULL,
+                              def->mem.tmpl->path);
+        virDomainObjEndAPI(&tmpl);
+    }
+
+    if (!held) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' is a clone of no template that exists"),
+                       def->name);
+        return -1;
+    }
+
+    return qemuTemplateRecordCheck(def->mem.tmpl->path);
+}
+
+
 /* While the template exists its disk images are the base of every clone's
  * overlay: nobody may write them, not even the domain they came from, and
  * the group QEMU runs as reads them (clones' DAC labels give them that
@@ -700,9 +782,17 @@ qemuTemplateDiscard(virQEMUDriver *driver,
 {
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
+    qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(DIR) dirp = NULL;
     struct dirent *ent;
     int rc;
+
+    if (priv->templateClonesStarting > 0) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("clones of template '%1$s' are being started"),
+                       vm->def->name);
+        return -1;
+    }
 
     /* The disk images become writable again: no clone may still be
      * running, or saved, on top of them. */
@@ -731,6 +821,38 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     qemuTemplateMemoryRemove(driver, vm->def);
 
     return 0;
+}
+
+
+/**
+ * qemuTemplateRemove:
+ * @driver: qemu driver
+ * @vm: domain object
+ *
+ * Removes the template @vm holds, as virDomainTemplateRemove() asks.
+ *
+ * Returns 0 on success, -1 with an error reported.
+ */
+int
+qemuTemplateRemove(virQEMUDriver *driver,
+                   virDomainObj *vm)
+{
+    int ret = -1;
+
+    if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
+        return -1;
+
+    if (!vm->hasTemplate) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' holds no template"), vm->def->name);
+        goto endjob;
+    }
+
+    ret = qemuTemplateDiscard(driver, vm);
+
+ endjob:
+    virDomainObjEndJob(vm);
+    return ret;
 }
 
 
@@ -809,24 +931,32 @@ qemuTemplateSync(virQEMUDriver *driver,
                  const char *image)
 {
     g_auto(GStrv) files = NULL;
-    char **file;
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
     size_t i;
+    int ret = 0;
 
     if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
         return -1;
 
-    for (file = files; *file; file++) {
-        if (qemuTemplateSyncFile(*file) < 0)
-            return -1;
-    }
-
+    for (i = 0; files[i]; i++)
+        g_ptr_array_add(paths, g_strdup(files[i]));
     for (i = 0; i < vm->def->ndisks; i++) {
-        if (qemuTemplateDiskIsBase(vm->def->disks[i]) &&
-            qemuTemplateSyncFile(vm->def->disks[i]->src->path) < 0)
-            return -1;
+        if (qemuTemplateDiskIsBase(vm->def->disks[i]))
+            g_ptr_array_add(paths, g_strdup(vm->def->disks[i]->src->path));
     }
+    g_ptr_array_add(paths, g_strdup(image));
 
-    return qemuTemplateSyncFile(image);
+    /* Gigabytes may go to disk: the async job keeps the domain as it is,
+     * others may read it meanwhile (as in qemuDomainFileWrapperFDClose). */
+    virObjectUnlock(vm);
+    for (i = 0; i < paths->len && ret == 0; i++)
+        ret = qemuTemplateSyncFile(g_ptr_array_index(paths, i));
+    virObjectLock(vm);
+
+    if (ret == 0 && virDomainObjCheckActive(vm) < 0)
+        ret = -1;
+
+    return ret;
 }
 
 
@@ -1065,6 +1195,9 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (virDomainObjCheckActive(vm) < 0)
         goto endjob;
 
+    qemuDomainJobSetStatsType(vm->job->current,
+                              QEMU_DOMAIN_JOB_STATS_TYPE_SAVEDUMP);
+
     if (!vm->persistent) {
         virReportError(VIR_ERR_OPERATION_INVALID, "%s",
                        _("cannot make a template of a transient domain"));
@@ -1169,8 +1302,16 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
             virErrorPreserveLast(&orig_err);
             if (qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_SAVE_CANCELED,
-                                     VIR_ASYNC_JOB_SAVE) < 0)
+                                     VIR_ASYNC_JOB_SAVE) < 0) {
                 VIR_WARN("Unable to resume guest CPUs after template-create failure");
+                virObjectEventStateQueue(driver->domainEventState,
+                                         virDomainEventLifecycleNewFromObj(vm,
+                                             VIR_DOMAIN_EVENT_SUSPENDED,
+                                             VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR));
+                if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_PAUSED)
+                    virDomainObjSetState(vm, VIR_DOMAIN_PAUSED,
+                                         VIR_DOMAIN_PAUSED_API_ERROR);
+            }
             virErrorRestore(&orig_err);
         }
     }
@@ -1265,8 +1406,10 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
     if (dxml) {
         g_autoptr(virDomainDef) abi = NULL;
 
+        /* Validated once its memory is the clone's (below). */
         if (!(def = virDomainDefParseString(dxml, driver->xmlopt, NULL,
-                                            VIR_DOMAIN_DEF_PARSE_INACTIVE)))
+                                            VIR_DOMAIN_DEF_PARSE_INACTIVE |
+                                            VIR_DOMAIN_DEF_PARSE_SKIP_VALIDATE)))
             return NULL;
 
         /* Only the identity of the clone may differ from its template. */
@@ -1308,6 +1451,13 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
     if (virXMLCheckIllegalChars("name", def->name, "\n") < 0)
         return NULL;
 
+    /* It names the directory of the clone's overlays. */
+    if (STREQ(def->name, ".") || STREQ(def->name, "..")) {
+        virReportError(VIR_ERR_INVALID_ARG,
+                       _("'%1$s' can't be the name of a clone"), def->name);
+        return NULL;
+    }
+
     if (STREQ(def->name, tmplDef->name)) {
         virReportError(VIR_ERR_INVALID_ARG, "%s",
                        _("a clone needs a name of its own"));
@@ -1321,6 +1471,9 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
     def->mem.tmpl->path = g_strdup(tmplDef->mem.tmpl->path);
     def->mem.source = VIR_DOMAIN_MEMORY_SOURCE_FILE;
     def->mem.access = VIR_DOMAIN_MEMORY_ACCESS_PRIVATE;
+
+    if (virDomainDefValidate(def, 0, driver->xmlopt, NULL) < 0)
+        return NULL;
 
     return g_steal_pointer(&def);
 }
@@ -1628,11 +1781,11 @@ qemuTemplateCheckImageStream(const char *path,
  * @tmpl: domain holding a template, locked
  * @name: name of the clone, or NULL for the first free TEMPLATE-clone-N
  * @dxml: full XML of the clone, or NULL to derive it from the template
- * @flags: VIR_DOMAIN_START_PAUSED or 0
+ * @flags: bitwise-OR of virDomainCloneFromTemplateFlags
  * @ensureACL: access check of the clone's definition
  *
- * Starts a transient clone of @tmpl from its template image. A job on
- * @tmpl keeps the template from being discarded until the clone runs.
+ * Starts a transient clone of @tmpl from its template image. The template
+ * can't be removed until the clone runs (see qemuTemplateDiscard()).
  *
  * Returns the clone, or NULL with an error reported and nothing left.
  */
@@ -1645,6 +1798,7 @@ qemuTemplateClone(virConnectPtr conn,
                   unsigned int flags,
                   qemuTemplateEnsureACL ensureACL)
 {
+    qemuDomainObjPrivate *tmplPriv = tmpl->privateData;
     g_autoptr(virDomainDef) tmplDef = NULL;
     g_autoptr(virDomainDef) def = NULL;
     g_autoptr(qemuDomainSaveCookie) cookie = NULL;
@@ -1664,21 +1818,28 @@ qemuTemplateClone(virConnectPtr conn,
         return NULL;
     }
 
-    if (virDomainObjBeginJob(tmpl, VIR_JOB_QUERY) < 0)
+    if ((flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_AUTODESTROY) &&
+        driver->embeddedRoot) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("autodestroy of clones is not supported by embedded drivers"));
         return NULL;
+    }
 
+    /* No job on the template: clones of it start in parallel, and jobs
+     * that would remove it check for starting clones. */
     if (!tmpl->hasTemplate) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("domain '%1$s' is not a template"), tmpl->def->name);
-        goto endjob;
+        return NULL;
     }
 
     if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path, true) < 0)
-        goto endjob;
+        return NULL;
 
     path = qemuTemplateImagePath(tmpl->def);
     dir = g_strdup(tmpl->def->mem.tmpl->path);
     memcpy(uuid, tmpl->def->uuid, VIR_UUID_BUFLEN);
+    tmplPriv->templateClonesStarting++;
     virObjectUnlock(tmpl);
 
     if (qemuSaveImageGetMetadata(driver, NULL, path, &tmplDef, &data) < 0 ||
@@ -1742,9 +1903,12 @@ qemuTemplateClone(virConnectPtr conn,
      * QEMU only loads with the same capability set. */
     qemuMigrationParamsSetIgnoreShared(restoreParams);
     if (qemuSaveImageStartVM(conn, driver, vm, &fd, data, path, restoreParams,
-                             !!(flags & VIR_DOMAIN_START_PAUSED),
-                             false, VIR_ASYNC_JOB_START) == 0)
+                             !!(flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_PAUSED),
+                             false, VIR_ASYNC_JOB_START) == 0) {
+        if (flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_AUTODESTROY)
+            virCloseCallbacksDomainAdd(vm, conn, qemuProcessAutoDestroy);
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);
+    }
 
     qemuProcessEndJob(vm);
     if (!clone) {
@@ -1757,7 +1921,6 @@ qemuTemplateClone(virConnectPtr conn,
     virQEMUSaveDataFree(data);
     virDomainObjEndAPI(&vm);
     virObjectLock(tmpl);
- endjob:
-    virDomainObjEndJob(tmpl);
+    tmplPriv->templateClonesStarting--;
     return clone;
 }

@@ -31,6 +31,15 @@ int
 qemuTemplateCheckNotHeld(virDomainObj *vm);
 
 int
+qemuTemplateCheckCloneSource(virQEMUDriver *driver,
+                             const virDomainDef *def);
+
+int
+qemuTemplateCheckBlockCommit(virDomainObj *vm,
+                             virDomainDiskDef *disk,
+                             virStorageSource *base);
+
+int
 qemuTemplateCheckRedefine(virQEMUDriver *driver,
                           virDomainObj *vm,
                           virDomainDef *oldDef,
@@ -54,6 +63,10 @@ qemuTemplateLoad(virDomainObj *vm,
 int
 qemuTemplateDiscard(virQEMUDriver *driver,
                     virDomainObj *vm);
+
+int
+qemuTemplateRemove(virQEMUDriver *driver,
+                   virDomainObj *vm);
 
 int
 qemuTemplateCreate(virQEMUDriver *driver,

@@ -107,6 +107,13 @@ done
 [ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "the base changed while clones ran"
 echo "overlays: each holds its clone's own record; base unchanged"
 
+# Committing a clone's overlay into the base would change every clone's disk.
+c=$(echo $clones | cut -d' ' -f1)
+expect_error "blockcommit into the template's base" "can't be committed into its template's image" \
+    virsh blockcommit $c vda --active --pivot
+[ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "a refused blockcommit changed the base"
+[ "$(stat -c %U "$base")" = root ] || fail "a refused blockcommit gave the base to $(stat -c %U "$base")"
+
 # A base written behind libvirt's back: clones are refused.
 refused_if_touched $tmpl "$base" "template disk image written behind libvirt"
 # A template directory given to another user, who could swap what is in it.

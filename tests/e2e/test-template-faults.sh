@@ -10,7 +10,8 @@ set -eu
 tmpl=e2e-fault
 dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
-mnt="$E2E_DIR/$tmpl-full"
+# the full disk of part 4: a small tmpfs on the template directory
+mnt="$dir"
 cleanup() {
     cleanup_template $tmpl
     rm -f "$base"
@@ -170,31 +171,26 @@ row "SIGKILL with 8 clones running" 1 1 $lost
 virsh undefine --remove-template $tmpl >/dev/null
 
 # 4. The disk fills up while the device state is saved.
-mkdir -p "$mnt"
-mount -t tmpfs -o size=264M tmpfs "$mnt"
 start_producer
 virsh destroy $tmpl >/dev/null
-virsh dumpxml --inactive $tmpl | sed "s|<template path='[^']*'/>|<template path='$mnt/t'/>|" >"$E2E_DIR/$tmpl-full.xml"
-grep -q "<template path='$mnt/t'/>" "$E2E_DIR/$tmpl-full.xml" || fail "could not move the template to $mnt"
-virsh define "$E2E_DIR/$tmpl-full.xml" >/dev/null
+mkdir -p "$mnt"
+# room for the RAM file and 64 KiB, less than the device state needs
+mount -t tmpfs -o size=$((256 * 1024 * 1024 + 65536)) tmpfs "$mnt"
 # Every page of guest RAM has its place in the file, so that the guest
 # cannot be the one to hit the full disk.
-mkdir -p "$mnt/t"
-fallocate -l 256M "$mnt/t/pc.ram"
-chown "$QEMU_USER:$QEMU_GROUP" "$mnt/t/pc.ram"
+fallocate -l 256M "$mnt/pc.ram"
+chown "$QEMU_USER:$QEMU_GROUP" "$mnt/pc.ram"
 rm -f "$E2E_DIR/$tmpl.console"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* checks=[1-9]' 120 >/dev/null || fail "the producer on tmpfs did not come up"
-free=$(df -B1 --output=avail "$mnt" | tail -n 1)
-fallocate -l $((free - 16384)) "$mnt/filler"
 expect_error "template-create on a full disk" "No space left on device" virsh template-create $tmpl
 [ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after a failed template-create"
-[ -z "$(ls "$mnt/t" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt/t")"
+[ -z "$(ls "$mnt" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt")"
 virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"
 [ "$(stat -c %a "$base")" = 640 ] || fail "the base is read-only after a failed template-create"
 beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
 lost=$(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")
-rm -f "$mnt/filler"
+mount -o remount,size=300M "$mnt"
 virsh template-create $tmpl >/dev/null || fail "template-create with room failed"
 virsh undefine --remove-template $tmpl >/dev/null
 row "disk full during template-create" 1 1 "$lost"

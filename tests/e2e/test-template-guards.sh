@@ -38,6 +38,8 @@ expect_error "clone name with '/'" "cannot contain '/'" \
     virsh clone-from-template $tmpl --name "$rel/evil" --paused
 expect_error "clone name with a newline" "invalid char in name" \
     virsh clone-from-template $tmpl --name "$(printf 'a\nb')" --paused
+expect_error "clone named .." "can't be the name of a clone" \
+    virsh clone-from-template $tmpl --name .. --paused
 [ -z "$(ls -A "$escape")" ] || fail "a refused clone name created files: $(ls -A "$escape")"
 for d in "$PREFIX/var/run/libvirt/qemu" "$dir/clones"; do
     [ -z "$(find "$d" -name '*evil*' 2>/dev/null)" ] || fail "a refused clone name left files in $d"
@@ -75,6 +77,17 @@ sed "s|<name>$tmpl</name>|&<description>guard</description>|" \
 virsh define "$E2E_DIR/$tmpl-desc.xml" >/dev/null || fail "redefinition with a description refused"
 virsh dumpxml --inactive $tmpl | grep -qF "<description>guard</description>" ||
     fail "the accepted redefinition did not take"
+
+# A running transient producer keeps its template memory too (the
+# daemon used to crash on the template-create that followed).
+prod=e2e-guard-transient
+virsh create "$(domxml $prod --memory 256 --template)" >/dev/null || fail "create of a transient producer failed"
+virsh dumpxml --inactive $prod | sed '/<template /d' >"$E2E_DIR/$prod-notmpl.xml"
+expect_error "definition of a running producer without template memory" "must keep its template memory" \
+    virsh define "$E2E_DIR/$prod-notmpl.xml"
+virsh dominfo $prod | grep -qE '^Persistent: +no' || fail "a refused definition made $prod persistent"
+[ "$(virsh domstate $prod)" = running ] || fail "$prod is $(virsh domstate $prod) after a refused definition"
+virsh destroy $prod >/dev/null
 
 virsh list --all --template --name | grep -qx $tmpl || fail "$tmpl is no template any more"
 [ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "the template's RAM file changed"
