@@ -25,15 +25,19 @@ fi
 # uses).
 new_file_used() {
     _base=$(basename "$1")
+    _stem=${_base%%.*}
+    _stem=${_stem%-in}
+    _stem=${_stem%-out}
     case $1 in
+        tests/qemuxmlconfdata/*)
+            # qemuxmlconftest refuses the files of its directory it does not
+            # use, whatever other tests name
+            git -C "$wt" grep -q -F "\"$_stem\"" -- tests/qemuxmlconftest.c ;;
         tests/*)
-            _stem=${_base%%.*}
-            _stem=${_stem%-in}
-            _stem=${_stem%-out}
             git -C "$wt" grep -q -F "\"$_stem\"" -- 'tests/*.c' ;;
         *)
             # a header comes with its source file
-            git -C "$wt" grep -q -F "'${_base%.h}.c'" -- '*meson.build' ;;
+            git -C "$wt" grep -q -F "'${_base%.[ch]}.c'" -- '*meson.build' ;;
     esac
 }
 
