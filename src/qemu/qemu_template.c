@@ -24,6 +24,7 @@
 
 #include "qemu_template.h"
 #include "qemu_domain.h"
+#include "qemu_hotplug.h"
 #include "qemu_migration.h"
 #include "qemu_migration_params.h"
 #include "qemu_process.h"
@@ -1188,8 +1189,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
     struct stat dirWas;
     int ret = -1;
 
-    if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_SAVE,
-                                  VIR_DOMAIN_JOB_OPERATION_SAVE, 0) < 0)
+    if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
+                                  VIR_DOMAIN_JOB_OPERATION_TEMPLATE_CREATE, 0) < 0)
         return -1;
 
     if (virDomainObjCheckActive(vm) < 0)
@@ -1226,7 +1227,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     if (qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
         qemuTemplateCreateCheckDevices(vm->def) < 0 ||
-        !qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_SAVE, 0))
+        !qemuMigrationSrcIsAllowed(vm, false,
+                                   VIR_ASYNC_JOB_TEMPLATE_CREATE, 0))
         goto endjob;
 
     path = qemuTemplateImagePath(vm->def);
@@ -1235,7 +1237,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
         was_running = true;
         if (qemuProcessStopCPUs(driver, vm, VIR_DOMAIN_PAUSED_SAVE,
-                                VIR_ASYNC_JOB_SAVE) < 0)
+                                VIR_ASYNC_JOB_TEMPLATE_CREATE) < 0)
             goto endjob;
 
         if (virDomainObjCheckActive(vm) < 0)
@@ -1257,7 +1259,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     dirTaken = true;
 
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, saveParams, 0,
-                            VIR_ASYNC_JOB_SAVE) < 0 ||
+                            VIR_ASYNC_JOB_TEMPLATE_CREATE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
         qemuTemplateRecordWrite(driver, vm) < 0)
         goto endjob;
@@ -1273,7 +1275,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
     }
     vm->hasTemplate = true;
 
-    qemuProcessStop(driver, vm, VIR_DOMAIN_SHUTOFF_SAVED, VIR_ASYNC_JOB_SAVE, 0);
+    qemuProcessStop(driver, vm, VIR_DOMAIN_SHUTOFF_SAVED,
+                    VIR_ASYNC_JOB_TEMPLATE_CREATE, 0);
     virDomainAuditStop(vm, "saved");
     event = virDomainEventLifecycleNewFromObj(vm, VIR_DOMAIN_EVENT_STOPPED,
                                               VIR_DOMAIN_EVENT_STOPPED_SAVED);
@@ -1302,7 +1305,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
             virErrorPreserveLast(&orig_err);
             if (qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_SAVE_CANCELED,
-                                     VIR_ASYNC_JOB_SAVE) < 0) {
+                                     VIR_ASYNC_JOB_TEMPLATE_CREATE) < 0) {
                 VIR_WARN("Unable to resume guest CPUs after template-create failure");
                 virObjectEventStateQueue(driver->domainEventState,
                                          virDomainEventLifecycleNewFromObj(vm,
@@ -1774,6 +1777,136 @@ qemuTemplateCheckImageStream(const char *path,
 }
 
 
+/* The clone's device state is its template's, which has no network
+ * interfaces: those asked for are parsed against the clone's definition
+ * (each without a MAC address gets its own) before anything is started. */
+static virDomainDeviceDef **
+qemuTemplateCloneParseNICs(virQEMUDriver *driver,
+                           virDomainDef *def,
+                           const char **nics,
+                           size_t nnics)
+{
+    g_autoptr(virQEMUCaps) qemuCaps = NULL;
+    virDomainDeviceDef **devs = g_new0(virDomainDeviceDef *, nnics + 1);
+    size_t i;
+
+    if (!(qemuCaps = virQEMUCapsCacheLookup(driver->qemuCapsCache,
+                                            def->emulator)))
+        goto error;
+
+    for (i = 0; i < nnics; i++) {
+        if (!(devs[i] = virDomainDeviceDefParse(nics[i], def, driver->xmlopt,
+                                                qemuCaps,
+                                                VIR_DOMAIN_DEF_PARSE_INACTIVE |
+                                                VIR_DOMAIN_DEF_PARSE_ABI_UPDATE)))
+            goto error;
+
+        if (devs[i]->type != VIR_DOMAIN_DEVICE_NET) {
+            virReportError(VIR_ERR_INVALID_ARG,
+                           _("parameter '%1$s' must be an <interface> device, not <%2$s>"),
+                           VIR_DOMAIN_TEMPLATE_PARAM_NIC,
+                           virDomainDeviceTypeToString(devs[i]->type));
+            goto error;
+        }
+    }
+
+    return devs;
+
+ error:
+    for (i = 0; i < nnics; i++)
+        virDomainDeviceDefFree(devs[i]);
+    g_free(devs);
+    return NULL;
+}
+
+
+static void
+qemuTemplateCloneFreeNICs(virDomainDeviceDef **devs,
+                          size_t nnics)
+{
+    size_t i;
+
+    if (!devs)
+        return;
+    for (i = 0; i < nnics; i++)
+        virDomainDeviceDefFree(devs[i]);
+    g_free(devs);
+}
+
+
+/* A clone that cannot be given what it was asked for is not kept. */
+static void
+qemuTemplateCloneStop(virQEMUDriver *driver,
+                      virDomainObj *vm)
+{
+    if (qemuProcessBeginStopJob(vm, VIR_JOB_DESTROY, true) < 0)
+        return;
+
+    if (virDomainObjIsActive(vm)) {
+        qemuProcessStop(driver, vm, VIR_DOMAIN_SHUTOFF_FAILED,
+                        VIR_ASYNC_JOB_NONE, 0);
+        virDomainAuditStop(vm, "failed");
+        virObjectEventStateQueue(driver->domainEventState,
+                                 virDomainEventLifecycleNewFromObj(vm,
+                                                                   VIR_DOMAIN_EVENT_STOPPED,
+                                                                   VIR_DOMAIN_EVENT_STOPPED_FAILED));
+    }
+    virDomainObjEndJob(vm);
+}
+
+
+/* Plugs the clone's network interfaces while it is still paused, so that
+ * its guest never runs without them, then resumes it if asked. Stops the
+ * clone on failure. */
+static int
+qemuTemplateClonePlugNICs(virQEMUDriver *driver,
+                          virDomainObj *vm,
+                          virDomainDeviceDef **devs,
+                          size_t nnics,
+                          bool resume)
+{
+    virErrorPtr orig_err = NULL;
+    size_t i;
+
+    if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
+        goto error;
+
+    if (virDomainObjCheckActive(vm) < 0)
+        goto endjob;
+
+    for (i = 0; i < nnics; i++) {
+        if (virDomainDeviceValidateAliasForHotplug(vm, devs[i],
+                                                   VIR_DOMAIN_AFFECT_LIVE) < 0 ||
+            virDomainDefCompatibleDevice(vm->def, devs[i], NULL,
+                                         VIR_DOMAIN_DEVICE_ACTION_ATTACH,
+                                         true) < 0 ||
+            qemuDomainAttachDeviceLive(vm, devs[i], driver) < 0)
+            goto endjob;
+    }
+
+    if (resume &&
+        qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_RESTORED,
+                             VIR_ASYNC_JOB_NONE) < 0) {
+        if (virGetLastErrorCode() == VIR_ERR_OK)
+            virReportError(VIR_ERR_OPERATION_FAILED, "%s",
+                           _("failed to resume domain"));
+        goto endjob;
+    }
+
+    qemuDomainSaveStatus(vm);
+    virDomainObjEndJob(vm);
+    return 0;
+
+ endjob:
+    virDomainObjEndJob(vm);
+ error:
+    virErrorPreserveLast(&orig_err);
+    qemuTemplateCloneStop(driver, vm);
+    virErrorRestore(&orig_err);
+    return -1;
+}
+
+
 /**
  * qemuTemplateClone:
  * @conn: connection
@@ -1795,6 +1928,8 @@ qemuTemplateClone(virConnectPtr conn,
                   virDomainObj *tmpl,
                   const char *name,
                   const char *dxml,
+                  const char **nics,
+                  size_t nnics,
                   unsigned int flags,
                   qemuTemplateEnsureACL ensureACL)
 {
@@ -1807,9 +1942,12 @@ qemuTemplateClone(virConnectPtr conn,
     g_autofree char *dir = NULL;
     unsigned char uuid[VIR_UUID_BUFLEN];
     g_auto(GStrv) overlays = NULL;
+    virDomainDeviceDef **nicDevs = NULL;
     virQEMUSaveData *data = NULL;
     virDomainObj *vm = NULL;
     virDomainPtr clone = NULL;
+    bool paused = !!(flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_PAUSED);
+    bool started;
     int fd = -1;
 
     if (name && dxml) {
@@ -1830,6 +1968,15 @@ qemuTemplateClone(virConnectPtr conn,
     if (!tmpl->hasTemplate) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("domain '%1$s' is not a template"), tmpl->def->name);
+        return NULL;
+    }
+
+    /* Its producer still maps the RAM files shared until the daemon, back
+     * from a crash, has finished template-create. */
+    if (virDomainObjIsActive(tmpl)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("template-create of domain '%1$s' is still finishing"),
+                       tmpl->def->name);
         return NULL;
     }
 
@@ -1874,6 +2021,10 @@ qemuTemplateClone(virConnectPtr conn,
         qemuTemplateRecordCheck(tmplDef->mem.tmpl->path) < 0)
         goto relock;
 
+    if (nnics > 0 &&
+        !(nicDevs = qemuTemplateCloneParseNICs(driver, def, nics, nnics)))
+        goto relock;
+
     /* A name in use must be refused before its overlays are made. */
     if ((vm = virDomainObjListFindByName(driver->domains, def->name))) {
         virReportError(VIR_ERR_OPERATION_FAILED,
@@ -1902,15 +2053,22 @@ qemuTemplateClone(virConnectPtr conn,
     /* The template's device state was saved with x-ignore-shared, which
      * QEMU only loads with the same capability set. */
     qemuMigrationParamsSetIgnoreShared(restoreParams);
-    if (qemuSaveImageStartVM(conn, driver, vm, &fd, data, path, restoreParams,
-                             !!(flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_PAUSED),
-                             false, VIR_ASYNC_JOB_START) == 0) {
+    started = qemuSaveImageStartVM(conn, driver, vm, &fd, data, path,
+                                   restoreParams, paused || nnics > 0, false,
+                                   VIR_ASYNC_JOB_START) == 0;
+    qemuProcessEndJob(vm);
+
+    if (started && nicDevs)
+        started = qemuTemplateClonePlugNICs(driver, vm, nicDevs, nnics,
+                                            data->header.was_running &&
+                                            !paused) == 0;
+
+    if (started) {
         if (flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_AUTODESTROY)
             virCloseCallbacksDomainAdd(vm, conn, qemuProcessAutoDestroy);
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);
     }
 
-    qemuProcessEndJob(vm);
     if (!clone) {
         qemuTemplateCloneRemoveOverlays(vm);
         qemuDomainRemoveInactive(driver, vm, 0, false);
@@ -1919,6 +2077,7 @@ qemuTemplateClone(virConnectPtr conn,
  relock:
     VIR_FORCE_CLOSE(fd);
     virQEMUSaveDataFree(data);
+    qemuTemplateCloneFreeNICs(nicDevs, nnics);
     virDomainObjEndAPI(&vm);
     virObjectLock(tmpl);
     tmplPriv->templateClonesStarting--;

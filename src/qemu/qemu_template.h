@@ -87,5 +87,7 @@ qemuTemplateClone(virConnectPtr conn,
                   virDomainObj *tmpl,
                   const char *name,
                   const char *dxml,
+                  const char **nics,
+                  size_t nnics,
                   unsigned int flags,
                   qemuTemplateEnsureACL ensureACL);

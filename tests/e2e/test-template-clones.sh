@@ -41,6 +41,12 @@ echo "template: base read-only (440, was 640), holding the template's record $(f
 
 # Two clones with overlays in the clone area, one where its XML puts the disk.
 virsh clone-from-template $tmpl --count 2 --nic user >/dev/null || fail "clone --count 2 --nic user failed"
+# The daemon plugs the NIC before the guest runs; a clone without it is not kept.
+expect_error "--nic on a network that does not exist" "Failed to clone domain from template" \
+    virsh clone-from-template $tmpl --name $tmpl-nonet --nic network=e2e-no-such-net
+virsh domstate $tmpl-nonet >/dev/null 2>&1 && fail "a clone whose NIC could not be plugged was kept"
+[ ! -e "$dir/clones/$tmpl-nonet" ] || fail "a clone whose NIC could not be plugged left $dir/clones/$tmpl-nonet"
+[ -z "$(qemu_pids $tmpl-nonet)" ] || fail "a clone whose NIC could not be plugged left its QEMU running"
 virsh dumpxml --inactive $tmpl | sed -e "s|<name>$tmpl</name>|<name>$tmpl-xml-clone</name>|" \
     -e '/<uuid>/d' -e "s|$tmpl.console|$tmpl-xml-clone.console|g" \
     -e "s|<source file='$base'/>|<source file='$xml_overlay'/>|" >"$E2E_DIR/$tmpl-xml-clone.xml"

@@ -32,9 +32,9 @@ wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null || fail 
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 [ "$(template_line $tmpl)" = yes ] || fail "dominfo of a template: Template: $(template_line $tmpl)"
 echo "dominfo: Template: no before template-create, yes after"
-# template-create keeps the statistics of the save it is.
+# template-create is a job of its own, with the statistics of a save.
 jobinfo=$(virsh domjobinfo --completed $tmpl) || fail "domjobinfo --completed failed"
-echo "$jobinfo" | grep -qE '^Operation: +Save *$' || fail "template-create's job: $jobinfo"
+echo "$jobinfo" | grep -qE '^Operation: +Template create *$' || fail "template-create's job: $jobinfo"
 echo "$jobinfo" | grep -qE '^Job type: +Completed *$' || fail "template-create's job: $jobinfo"
 echo "domjobinfo --completed: $(echo "$jobinfo" | grep -E '^(Job type|Operation|Memory total):' | tr -s ' ' | paste -sd ';' -)"
 
