@@ -350,10 +350,13 @@ qemuTemplateFileIdentity(const struct stat *sb)
 }
 
 
+/* Records the file at @path under the path @as, if given: the template
+ * image is recorded before it is published under its name. */
 static int
 qemuTemplateRecordFormatFile(virBuffer *buf,
                              const char *element,
-                             const char *path)
+                             const char *path,
+                             const char *as)
 {
     g_autofree char *identity = NULL;
     struct stat sb;
@@ -366,7 +369,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     identity = qemuTemplateFileIdentity(&sb);
     virBufferAsprintf(buf, "<%s %s mode='%04o'", element, identity,
                       sb.st_mode & 07777);
-    virBufferEscapeString(buf, " path='%s'/>\n", path);
+    virBufferEscapeString(buf, " path='%s'/>\n", as ? as : path);
     return 0;
 }
 
@@ -374,10 +377,12 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
 /* Records the template's files, synced, before its image is published. */
 static int
 qemuTemplateRecordWrite(virQEMUDriver *driver,
-                        virDomainObj *vm)
+                        virDomainObj *vm,
+                        const char *partial)
 {
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
     g_autofree char *path = qemuTemplateRecordPath(vm->def->mem.tmpl->path);
+    g_autofree char *image = qemuTemplateImagePath(vm->def);
     g_autofree char *xml = NULL;
     g_auto(GStrv) files = NULL;
     char **file;
@@ -388,8 +393,10 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
 
     virBufferAddLit(&buf, "<templateFiles>\n");
     virBufferAdjustIndent(&buf, 2);
+    if (qemuTemplateRecordFormatFile(&buf, "image", partial, image) < 0)
+        return -1;
     for (file = files; *file; file++) {
-        if (qemuTemplateRecordFormatFile(&buf, "ram", *file) < 0)
+        if (qemuTemplateRecordFormatFile(&buf, "ram", *file, NULL) < 0)
             return -1;
     }
     for (i = 0; i < vm->def->ndisks; i++) {
@@ -399,13 +406,13 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
         if (!qemuTemplateDiskIsBase(vm->def->disks[i]))
             continue;
 
-        if (qemuTemplateRecordFormatFile(&buf, "base", src->path) < 0)
+        if (qemuTemplateRecordFormatFile(&buf, "base", src->path, NULL) < 0)
             return -1;
 
         /* Clones read the base's own backing chain too. */
         for (n = src->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
             if (virStorageSourceIsLocalStorage(n) && n->path &&
-                qemuTemplateRecordFormatFile(&buf, "backing", n->path) < 0)
+                qemuTemplateRecordFormatFile(&buf, "backing", n->path, NULL) < 0)
                 return -1;
         }
     }
@@ -429,7 +436,7 @@ qemuTemplateRecordRead(const char *dir,
     if (!(*doc = virXMLParse(path, NULL, NULL, "templateFiles", &ctxt, NULL, false)))
         return NULL;
 
-    if ((*nnodes = virXPathNodeSet("./ram|./base|./backing", ctxt, &nodes)) <= 0) {
+    if ((*nnodes = virXPathNodeSet("./image|./ram|./base|./backing", ctxt, &nodes)) <= 0) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("template record '%1$s' lists no files"), path);
         g_clear_pointer(doc, xmlFreeDoc);
@@ -491,6 +498,75 @@ qemuTemplateRecordCheck(const char *dir)
 
 
 /**
+ * qemuTemplateFindOfClone:
+ * @driver: qemu driver
+ * @def: definition of a clone (see qemuTemplateIsClone())
+ *
+ * Finds the template whose RAM files @def maps: the domain named by the
+ * UUID its template directory is named after, which holds a template
+ * there.
+ *
+ * Returns the template, locked and referenced (release it with
+ * virDomainObjEndAPI()), or NULL with an error reported.
+ */
+virDomainObj *
+qemuTemplateFindOfClone(virQEMUDriver *driver,
+                        const virDomainDef *def)
+{
+    g_autofree char *base = g_path_get_basename(def->mem.tmpl->path);
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    virDomainObj *tmpl = NULL;
+
+    if (virUUIDParse(base, uuid) == 0 &&
+        (tmpl = virDomainObjListFindByUUID(driver->domains, uuid))) {
+        if (tmpl->hasTemplate && tmpl->def->mem.tmpl &&
+            STREQ(tmpl->def->mem.tmpl->path, def->mem.tmpl->path))
+            return tmpl;
+        virDomainObjEndAPI(&tmpl);
+    }
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("domain '%1$s' is a clone of no template that exists"),
+                   def->name);
+    return NULL;
+}
+
+
+/**
+ * qemuTemplateCheckNotImage:
+ * @driver: qemu driver
+ * @path: path of a save image
+ * @data: its header and XML
+ *
+ * A template image holds what every clone of the template starts from,
+ * and is recorded as it was written: nothing may rewrite it.
+ *
+ * Returns 0 if @path is not a template image, -1 with an error reported
+ * if it is or cannot be told.
+ */
+int
+qemuTemplateCheckNotImage(virQEMUDriver *driver,
+                          const char *path,
+                          virQEMUSaveData *data)
+{
+    g_autoptr(qemuDomainSaveCookie) cookie = NULL;
+
+    if (virSaveCookieParseString(data->cookie, (virObject **)&cookie,
+                                 virDomainXMLOptionGetSaveCookie(driver->xmlopt)) < 0)
+        return -1;
+
+    if (cookie && cookie->ignoreShared) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("'%1$s' is a template image: what clones start from can't be changed"),
+                       path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
  * qemuTemplateCheckCloneSource:
  * @driver: qemu driver
  * @def: definition of a clone (see qemuTemplateIsClone())
@@ -505,25 +581,11 @@ int
 qemuTemplateCheckCloneSource(virQEMUDriver *driver,
                              const virDomainDef *def)
 {
-    g_autofree char *base = g_path_get_basename(def->mem.tmpl->path);
-    unsigned char uuid[VIR_UUID_BUFLEN];
-    virDomainObj *tmpl = NULL;
-    bool held = false;
+    virDomainObj *tmpl;
 
-    if (virUUIDParse(base, uuid) == 0 &&
-        (tmpl = virDomainObjListFindByUUID(driver->domains, uuid))) {
-        held = tmpl->hasTemplate &&
-               STREQ_NULLABLE(tmpl->def->mem.tmpl ? tmpl->def->mem.tmpl->path : NULL,
-                              def->mem.tmpl->path);
-        virDomainObjEndAPI(&tmpl);
-    }
-
-    if (!held) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%1$s' is a clone of no template that exists"),
-                       def->name);
+    if (!(tmpl = qemuTemplateFindOfClone(driver, def)))
         return -1;
-    }
+    virDomainObjEndAPI(&tmpl);
 
     return qemuTemplateRecordCheck(def->mem.tmpl->path);
 }
@@ -533,12 +595,13 @@ qemuTemplateCheckCloneSource(virQEMUDriver *driver,
  * overlay: nobody may write them, not even the domain they came from, and
  * the group QEMU runs as reads them (clones' DAC labels give them that
  * group, see qemuTemplateCloneCreateOverlays()). Released, they get back
- * the write and group read permissions they had. The paths come from the
- * domain, never from the record, only these permission bits are ever
- * changed, and by descriptor: the daemon acts as root on a file anyone
- * could edit. */
+ * the write and group read permissions they had. The files are those of
+ * the record, which the daemon wrote in its own directory, whatever the
+ * domain's definition says now; only these permission bits are changed,
+ * by descriptor, and only on the file recorded: the daemon acts as root on
+ * files anyone could replace. */
 static int
-qemuTemplateBasesSetWritable(const virDomainDef *def,
+qemuTemplateBasesSetWritable(const char *dir,
                              bool writable)
 {
     const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
@@ -546,39 +609,47 @@ qemuTemplateBasesSetWritable(const virDomainDef *def,
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
     size_t i;
-    size_t j;
 
-    if (!(nodes = qemuTemplateRecordRead(def->mem.tmpl->path, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
         return -1;
 
-    for (i = 0; i < def->ndisks; i++) {
-        const char *path = def->disks[i]->src->path;
-        unsigned int recorded = 0;
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *path = NULL;
+        unsigned int recorded;
+        unsigned long long dev;
+        unsigned long long ino;
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
         mode_t mode;
 
-        if (!qemuTemplateDiskIsBase(def->disks[i]))
+        if (!virXMLNodeNameEqual(nodes[i], "base"))
             continue;
 
-        for (j = 0; j < nnodes; j++) {
-            g_autofree char *base = virXMLPropString(nodes[j], "path");
-
-            if (virXMLNodeNameEqual(nodes[j], "base") && STREQ_NULLABLE(base, path) &&
-                virXMLPropUInt(nodes[j], "mode", 8, VIR_XML_PROP_REQUIRED, &recorded) < 0)
-                return -1;
+        if (!(path = virXMLPropString(nodes[i], "path"))) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("template record: a base lacks its path"));
+            return -1;
         }
+
+        if (virXMLPropUInt(nodes[i], "mode", 8, VIR_XML_PROP_REQUIRED, &recorded) < 0 ||
+            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
+            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0)
+            return -1;
 
         if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
             fstat(fd, &sb) < 0) {
+            if (errno == ENOENT) {
+                VIR_WARN("Disk image '%s' of template directory '%s' is gone", path, dir);
+                continue;
+            }
             virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
             return -1;
         }
 
-        if (!S_ISREG(sb.st_mode)) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("template base '%1$s' is not a regular file"), path);
-            return -1;
+        if (!S_ISREG(sb.st_mode) || sb.st_dev != dev || sb.st_ino != ino) {
+            VIR_WARN("Leaving '%s' alone: it is not the disk image recorded in template directory '%s'",
+                     path, dir);
+            continue;
         }
 
         mode = (sb.st_mode & ~bits) | (writable ? recorded & bits : S_IRGRP);
@@ -604,7 +675,7 @@ qemuTemplateRecordRelease(const virDomainDef *def)
     if (!virFileExists(path))
         return 0;
 
-    if (qemuTemplateBasesSetWritable(def, true) < 0)
+    if (qemuTemplateBasesSetWritable(def->mem.tmpl->path, true) < 0)
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
@@ -753,7 +824,7 @@ qemuTemplateLoad(virDomainObj *vm,
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
 
         if (vm->hasTemplate) {
-            if (qemuTemplateBasesSetWritable(vm->def, false) < 0)
+            if (qemuTemplateBasesSetWritable(dir, false) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
             qemuTemplateRemoveStrayOverlays(driver, dir);
@@ -1261,11 +1332,11 @@ qemuTemplateCreate(virQEMUDriver *driver,
     if (qemuSaveImageCreate(driver, vm, partial, data, NULL, saveParams, 0,
                             VIR_ASYNC_JOB_TEMPLATE_CREATE) < 0 ||
         qemuTemplateSync(driver, vm, partial) < 0 ||
-        qemuTemplateRecordWrite(driver, vm) < 0)
+        qemuTemplateRecordWrite(driver, vm, partial) < 0)
         goto endjob;
     recorded = true;
 
-    if (qemuTemplateBasesSetWritable(vm->def, false) < 0)
+    if (qemuTemplateBasesSetWritable(vm->def->mem.tmpl->path, false) < 0)
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -1529,9 +1600,9 @@ qemuTemplateOverlaysRemove(const char *tmplDir,
                            const char *cloneName,
                            char **overlays)
 {
-    g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDir, cloneName);
     g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
-    const char *dirs[] = { cloneDir, area, tmplDir };
+    const char *dirs[] = { area, tmplDir };
+    VIR_AUTOCLOSE areafd = -1;
     char **overlay;
     size_t i;
 
@@ -1539,6 +1610,10 @@ qemuTemplateOverlaysRemove(const char *tmplDir,
         if (unlink(*overlay) < 0 && errno != ENOENT)
             VIR_WARN("Unable to remove overlay '%s': %s", *overlay, g_strerror(errno));
     }
+
+    /* What is left there are links to overlays elsewhere. */
+    if ((areafd = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0)
+        qemuTemplateRemoveCloneDirAt(areafd, cloneName);
 
     for (i = 0; i < G_N_ELEMENTS(dirs); i++) {
         if (rmdir(dirs[i]) < 0) {
@@ -1670,6 +1745,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         virDomainDiskDef *disk = def->disks[i];
         g_autoptr(virStorageSource) overlay = NULL;
         g_autoptr(virCommand) cmd = NULL;
+        g_autofree char *link = NULL;
         virStorageSource *n;
 
         if (!qemuTemplateDiskIsBase(tmplDef->disks[i]))
@@ -1686,6 +1762,11 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         } else if (virStorageSourceGetActualType(disk->src) == VIR_STORAGE_TYPE_FILE &&
                    disk->src->path) {
             overlay->path = g_strdup(disk->src->path);
+            /* A link in the clone area, so that the template is not
+             * removed from under an overlay it cannot see. */
+            link = g_strdup_printf("%s/%s.qcow2", cloneDir, disk->dst);
+            if (qemuTemplateMakeCloneDir(tmplDef->mem.tmpl->path, cloneDir) < 0)
+                goto cleanup;
         } else {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
                            _("disk '%1$s' of the clone must be a file: it is the overlay of the template's disk"),
@@ -1705,12 +1786,23 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                      overlay->path);
             goto cleanup;
         }
-        VIR_FORCE_CLOSE(fd);
         created[ncreated++] = g_strdup(overlay->path);
 
+        if (link && symlink(overlay->path, link) < 0) {
+            virReportSystemError(errno, _("unable to link overlay '%1$s' to '%2$s'"),
+                                 overlay->path, link);
+            VIR_FORCE_CLOSE(fd);
+            goto cleanup;
+        }
+
+        /* Formatted through the file created above: its path may be in a
+         * directory that others can change. */
         cmd = virCommandNewArgList("qemu-img", "create", "-q", "-f", "qcow2",
                                    "-F", virStorageFileFormatTypeToString(base->format),
-                                   "-b", base->path, overlay->path, NULL);
+                                   "-b", base->path, NULL);
+        virCommandAddArgFormat(cmd, "/dev/fd/%d", fd);
+        virCommandPassFD(cmd, fd, VIR_COMMAND_PASS_FD_CLOSE_PARENT);
+        fd = -1;
         if (virCommandRun(cmd, NULL) < 0)
             goto cleanup;
 

@@ -20,6 +20,7 @@
 
 #include "qemu_conf.h"
 #include "qemu_capabilities.h"
+#include "qemu_saveimage.h"
 
 bool
 qemuTemplateIsProducer(const virDomainDef *def);
@@ -29,6 +30,15 @@ qemuTemplateIsClone(const virDomainDef *def);
 
 int
 qemuTemplateCheckNotHeld(virDomainObj *vm);
+
+int
+qemuTemplateCheckNotImage(virQEMUDriver *driver,
+                          const char *path,
+                          virQEMUSaveData *data);
+
+virDomainObj *
+qemuTemplateFindOfClone(virQEMUDriver *driver,
+                        const virDomainDef *def);
 
 int
 qemuTemplateCheckCloneSource(virQEMUDriver *driver,

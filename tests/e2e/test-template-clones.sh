@@ -147,10 +147,15 @@ virsh destroy $c >/dev/null
 [ -f "$(overlay_of $c)" ] || fail "the overlay of the restored $c went with it"
 rm -r "$dir/clones/$c"
 
-for c in $tmpl-clone-2 $tmpl-xml-clone; do
-    virsh destroy $c >/dev/null || fail "destroy of $c failed"
-    [ ! -e "$(overlay_of $c)" ] || fail "$c's overlay was not removed"
-done
+virsh destroy $tmpl-clone-2 >/dev/null || fail "destroy of $tmpl-clone-2 failed"
+[ ! -e "$(overlay_of $tmpl-clone-2)" ] || fail "$tmpl-clone-2's overlay was not removed"
+# An overlay where the clone's XML put it holds the template back as well.
+[ "$(readlink "$dir/clones/$tmpl-xml-clone/vda.qcow2")" = "$xml_overlay" ] ||
+    fail "the clone area does not link to $xml_overlay: $(ls -l "$dir/clones/$tmpl-xml-clone" 2>&1)"
+expect_error "removing a template under an overlay outside the clone area" "still has overlays of clones" \
+    virsh template-remove $tmpl
+virsh destroy $tmpl-xml-clone >/dev/null || fail "destroy of $tmpl-xml-clone failed"
+[ ! -e "$xml_overlay" ] || fail "$tmpl-xml-clone's overlay was not removed"
 [ -z "$(ls -A "$dir/clones" 2>/dev/null)" ] || fail "the clone area is not empty: $(ls "$dir/clones")"
 [ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "the base changed"
 

@@ -1,0 +1,65 @@
+#!/bin/sh
+# What a template is made of is the daemon's record, not whatever names a
+# file later: the template image is recorded and cannot be rewritten
+# through save-image-define; removing the template gives its permissions
+# back only to the disk images it recorded, not to a disk attached to the
+# definition since, nor to another file put in place of a base.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-record
+dir="$(template_dir $tmpl)"
+base="$E2E_DIR/$tmpl-base.img"
+extra="$E2E_DIR/$tmpl-extra.img"
+cleanup() {
+    cleanup_template $tmpl
+    rm -f "$base" "$extra"
+}
+trap cleanup EXIT
+cleanup
+
+make_template() {
+    truncate -s 16M "$base"
+    chmod 0640 "$base"
+    virsh define "$(domxml $tmpl --memory 256 --fill 8 --disk "$base" --template)" >/dev/null
+    virsh start $tmpl >/dev/null
+    wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
+        fail "the template did not come up"
+    virsh template-create $tmpl >/dev/null || fail "template-create failed"
+    [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: $(stat -c %a "$base")"
+}
+
+# 1. The template image is recorded; its XML cannot be rewritten.
+make_template
+grep -q "<image .* path='$dir/template.save'/>" "$dir/template.files" ||
+    fail "the record does not list the template image: $(cat "$dir/template.files")"
+image_sum=$(sha256sum "$dir/template.save" | cut -d' ' -f1)
+virsh save-image-dumpxml "$dir/template.save" |
+    sed "s|<name>$tmpl</name>|&<description>changed</description>|" >"$E2E_DIR/$tmpl-image.xml"
+expect_error "save-image-define of the template image" "is a template image" \
+    virsh save-image-define "$dir/template.save" "$E2E_DIR/$tmpl-image.xml"
+[ "$(sha256sum "$dir/template.save" | cut -d' ' -f1)" = "$image_sum" ] ||
+    fail "a refused save-image-define changed the template image"
+# Written behind libvirt's back, the image is refused as any recorded file.
+refused_if_touched $tmpl "$dir/template.save" "template image written behind libvirt"
+
+# 2. A disk attached to the definition after template-create is not the
+# template's: removing the template leaves its mode alone.
+truncate -s 4M "$extra"
+chmod 0640 "$extra"
+virsh attach-disk $tmpl "$extra" vdb --config >/dev/null || fail "attach-disk --config failed"
+virsh template-remove $tmpl >/dev/null || fail "template-remove failed"
+[ "$(stat -c %a "$extra")" = 640 ] || fail "template-remove changed a disk it never protected: $(stat -c %a "$extra")"
+[ "$(stat -c %a "$base")" = 640 ] || fail "the base did not get its mode back: $(stat -c %a "$base")"
+echo "a disk attached after template-create: left 640; the base: back to 640"
+virsh undefine $tmpl >/dev/null
+
+# 3. Another file put in place of the base: not the daemon's to change.
+make_template
+cp --preserve=mode "$base" "$base.new"
+mv "$base.new" "$base"
+virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+[ "$(stat -c %a "$base")" = 440 ] || fail "template removal changed a file it never protected: $(stat -c %a "$base")"
+[ ! -e "$dir" ] || fail "template directory left: $(ls -A "$dir")"
+echo "a base replaced behind libvirt: left as it was"
+echo "PASS: the template image is recorded and kept; only recorded files get their permissions back"
