@@ -839,20 +839,18 @@ qemuTemplateLoad(virDomainObj *vm,
 
 
 /**
- * qemuTemplateDiscard:
- * @driver: qemu driver
+ * qemuTemplateCheckDiscard:
  * @vm: inactive domain holding a template
  *
- * Removes the template image and the RAM files of @vm and gives its disk
- * images back: it is an ordinary domain again.
+ * Whether the template of @vm can be discarded now: no clone of it is
+ * starting and no overlay of a clone, running or saved, sits on its disk
+ * images, which become writable again.
  *
- * Returns 0 on success, -1 with an error reported.
+ * Returns 0 if it can, -1 with an error reported otherwise.
  */
 int
-qemuTemplateDiscard(virQEMUDriver *driver,
-                    virDomainObj *vm)
+qemuTemplateCheckDiscard(virDomainObj *vm)
 {
-    g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
     qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(DIR) dirp = NULL;
@@ -878,7 +876,29 @@ qemuTemplateDiscard(virQEMUDriver *driver,
         return -1;
     }
 
-    if (qemuTemplateRecordRelease(vm->def) < 0)
+    return 0;
+}
+
+
+/**
+ * qemuTemplateDiscard:
+ * @driver: qemu driver
+ * @vm: inactive domain holding a template
+ *
+ * Removes the template image and the RAM files of @vm and gives its disk
+ * images back: it is an ordinary domain again.
+ *
+ * Returns 0 on success, -1 with an error reported.
+ */
+int
+qemuTemplateDiscard(virQEMUDriver *driver,
+                    virDomainObj *vm)
+{
+    g_autofree char *path = qemuTemplateImagePath(vm->def);
+    g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
+
+    if (qemuTemplateCheckDiscard(vm) < 0 ||
+        qemuTemplateRecordRelease(vm->def) < 0)
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {

@@ -71,6 +71,9 @@ qemuTemplateLoad(virDomainObj *vm,
                  void *opaque);
 
 int
+qemuTemplateCheckDiscard(virDomainObj *vm);
+
+int
 qemuTemplateDiscard(virQEMUDriver *driver,
                     virDomainObj *vm);
 

@@ -3,7 +3,8 @@
 # file later: the template image is recorded and cannot be rewritten
 # through save-image-define; removing the template gives its permissions
 # back only to the disk images it recorded, not to a disk attached to the
-# definition since, nor to another file put in place of a base.
+# definition since, nor to another file put in place of a base. An
+# undefine refused for another reason (NVRAM) keeps the template.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -11,9 +12,11 @@ tmpl=e2e-record
 dir="$(template_dir $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 extra="$E2E_DIR/$tmpl-extra.img"
+nvram="$E2E_DIR/$tmpl.nvram"
 cleanup() {
+    virsh undefine --remove-template --nvram $tmpl >/dev/null 2>&1 || true
     cleanup_template $tmpl
-    rm -f "$base" "$extra"
+    rm -f "$base" "$extra" "$nvram"
 }
 trap cleanup EXIT
 cleanup
@@ -62,4 +65,25 @@ virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-tem
 [ "$(stat -c %a "$base")" = 440 ] || fail "template removal changed a file it never protected: $(stat -c %a "$base")"
 [ ! -e "$dir" ] || fail "template directory left: $(ls -A "$dir")"
 echo "a base replaced behind libvirt: left as it was"
+
+# 4. undefine refused for NVRAM it was not told to remove: the check comes
+# before the template is discarded, which must survive the refusal.
+rm -f "$base"
+make_template
+: >"$nvram"
+virsh dumpxml --inactive $tmpl |
+    sed "s|<type arch=[^>]*>hvm</type>|&<loader readonly='yes' type='pflash'>/usr/share/seabios/bios.bin</loader><nvram>$nvram</nvram>|" \
+    >"$E2E_DIR/$tmpl-nvram.xml"
+grep -q "<nvram>" "$E2E_DIR/$tmpl-nvram.xml" || fail "test setup: no NVRAM in the definition"
+virsh define "$E2E_DIR/$tmpl-nvram.xml" >/dev/null || fail "adding NVRAM to the template's definition failed"
+expect_error "undefine --remove-template with NVRAM" "cannot undefine domain with nvram" \
+    virsh undefine --remove-template $tmpl
+virsh list --all --template --name | grep -qx $tmpl || fail "a refused undefine discarded the template"
+[ -f "$dir/template.save" ] && [ -f "$dir/pc.ram" ] || fail "a refused undefine removed template files"
+[ "$(stat -c %a "$base")" = 440 ] || fail "a refused undefine gave the base back: $(stat -c %a "$base")"
+clone=$(virsh clone-from-template $tmpl --paused | head -n 1) || fail "the template does not clone after a refused undefine"
+virsh destroy "$clone" >/dev/null
+virsh undefine --remove-template --nvram $tmpl >/dev/null || fail "undefine --remove-template --nvram failed"
+[ ! -e "$nvram" ] && [ ! -e "$dir" ] || fail "NVRAM or template directory left"
+echo "undefine refused for NVRAM: template kept and clonable; with --nvram: all removed"
 echo "PASS: the template image is recorded and kept; only recorded files get their permissions back"
