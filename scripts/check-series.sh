@@ -20,9 +20,9 @@ if [ ! -d "$wt/subprojects/keycodemapdb/tools" ]; then
     cp -r "$SRC_DIR/subprojects/keycodemapdb" "$wt/subprojects/"
 fi
 # new_file_used FILE: whether the tree in the worktree refers to the new
-# FILE: a source file (and its header) once a meson.build lists it, a test
-# data file once a test names it (libvirt's tests refuse data files no test
-# uses).
+# FILE: a source file (and its headers) once a meson.build lists it, a test
+# program once tests/meson.build names it, a test data file once a test
+# names it (libvirt's tests refuse data files no test uses).
 new_file_used() {
     _base=$(basename "$1")
     _stem=${_base%%.*}
@@ -33,8 +33,14 @@ new_file_used() {
             # qemuxmlconftest refuses the files of its directory it does not
             # use, whatever other tests name
             git -C "$wt" grep -q -F "\"$_stem\"" -- tests/qemuxmlconftest.c ;;
+        tests/*.c)
+            # a test program once tests/meson.build names it
+            git -C "$wt" grep -q -F "'name': '$_stem'" -- tests/meson.build ;;
         tests/*)
             git -C "$wt" grep -q -F "\"$_stem\"" -- 'tests/*.c' ;;
+        *priv.h)
+            # a private header comes with its source file
+            git -C "$wt" grep -q -F "'${_base%priv.h}.c'" -- '*meson.build' ;;
         *)
             # a header comes with its source file
             git -C "$wt" grep -q -F "'${_base%.[ch]}.c'" -- '*meson.build' ;;

@@ -22,7 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "qemu_template.h"
+#define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
+#include "qemu_templatepriv.h"
 #include "qemu_domain.h"
 #include "qemu_hotplug.h"
 #include "qemu_migration.h"
@@ -352,7 +353,7 @@ qemuTemplateFileIdentity(const struct stat *sb)
 
 /* Records the file at @path under the path @as, if given: the template
  * image is recorded before it is published under its name. */
-static int
+int
 qemuTemplateRecordFormatFile(virBuffer *buf,
                              const char *element,
                              const char *path,
@@ -450,7 +451,7 @@ qemuTemplateRecordRead(const char *dir,
 /* Clones must run on the template's files exactly as they were created:
  * a RAM file truncated, replaced or written, or a base image written since,
  * would make a clone that continues from a state that never existed. */
-static int
+int
 qemuTemplateRecordCheck(const char *dir)
 {
     g_autoptr(xmlDoc) doc = NULL;
@@ -1489,7 +1490,7 @@ qemuTemplateCloneFreeName(virQEMUDriver *driver,
 
 
 /* Builds the clone's definition from the template's. */
-static virDomainDef *
+virDomainDef *
 qemuTemplateCloneDef(virQEMUDriver *driver,
                      virDomainDef *tmplDef,
                      const char *name,

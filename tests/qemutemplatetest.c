@@ -1,0 +1,293 @@
+/*
+ * qemutemplatetest.c: test the definitions of clones of VM templates and
+ * the record of a template's files
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Lesser General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ *
+ * This library is distributed in the hope that it will be useful,
+ * but WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * Lesser General Public License for more details.
+ *
+ * You should have received a copy of the GNU Lesser General Public
+ * License along with this library.  If not, see
+ * <http://www.gnu.org/licenses/>.
+ */
+
+#include <config.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutils.h"
+
+#ifdef WITH_QEMU
+
+# include "testutilsqemu.h"
+# include "virfile.h"
+# define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
+# include "qemu/qemu_templatepriv.h"
+
+# define VIR_FROM_THIS VIR_FROM_QEMU
+
+static virQEMUDriver driver;
+
+struct testCloneInfo {
+    const char *name;    /* the clone's name, or NULL */
+    const char *named;   /* the name it gets, if not compared to a file */
+    const char *dxml;    /* file of the clone's XML, or NULL */
+    const char *expect;  /* golden file of the clone's XML, or NULL */
+    const char *error;   /* what a refusal says */
+};
+
+
+static virDomainDef *
+testParseProducer(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/qemutemplatedata/%s.xml",
+                                            abs_srcdir, "producer");
+
+    return virDomainDefParseFile(path, driver.xmlopt, NULL,
+                                 VIR_DOMAIN_DEF_PARSE_INACTIVE);
+}
+
+
+static int
+testCheckRefusal(const char *error)
+{
+    const char *msg = virGetLastErrorMessage();
+
+    if (!strstr(msg, error)) {
+        VIR_TEST_DEBUG("refused with '%s', expected '%s'", msg, error);
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
+static int
+testCloneDef(const void *opaque)
+{
+    const struct testCloneInfo *info = opaque;
+    g_autoptr(virDomainDef) tmpl = NULL;
+    g_autoptr(virDomainDef) def = NULL;
+    g_autofree char *dxml = NULL;
+    g_autofree char *xml = NULL;
+    g_autofree char *expect = NULL;
+
+    if (!(tmpl = testParseProducer()))
+        return -1;
+
+    if (info->dxml) {
+        g_autofree char *path = g_strdup_printf("%s/qemutemplatedata/%s.xml",
+                                                abs_srcdir, info->dxml);
+
+        if (virTestLoadFile(path, &dxml) < 0)
+            return -1;
+    }
+
+    def = qemuTemplateCloneDef(&driver, tmpl, info->name, dxml);
+
+    if (info->error) {
+        if (def) {
+            VIR_TEST_DEBUG("clone '%s' was not refused", def->name);
+            return -1;
+        }
+        return testCheckRefusal(info->error);
+    }
+
+    if (!def)
+        return -1;
+
+    /* What every clone gets, whatever its XML says. */
+    if (memcmp(def->uuid, tmpl->uuid, VIR_UUID_BUFLEN) == 0) {
+        VIR_TEST_DEBUG("the clone has its template's UUID");
+        return -1;
+    }
+    if (def->mem.access != VIR_DOMAIN_MEMORY_ACCESS_PRIVATE ||
+        def->mem.source != VIR_DOMAIN_MEMORY_SOURCE_FILE ||
+        !def->mem.tmpl ||
+        STRNEQ(def->mem.tmpl->path, tmpl->mem.tmpl->path)) {
+        VIR_TEST_DEBUG("the clone does not map its template's RAM privately");
+        return -1;
+    }
+
+    if (info->named && STRNEQ(def->name, info->named)) {
+        VIR_TEST_DEBUG("the clone is named '%s', not '%s'", def->name, info->named);
+        return -1;
+    }
+
+    if (!info->expect)
+        return 0;
+
+    /* The rest is compared with the expected XML, with a UUID of its own. */
+    ignore_value(virUUIDParse("8c7a3d9e-64f1-4c0b-9d53-7a0e5c1f2b46", def->uuid));
+    if (!(xml = virDomainDefFormat(def, driver.xmlopt, VIR_DOMAIN_DEF_FORMAT_SECURE)))
+        return -1;
+    expect = g_strdup_printf("%s/qemutemplatedata/%s.xml", abs_srcdir, info->expect);
+    return virTestCompareToFile(xml, expect);
+}
+
+
+/* The record of a template's files refuses one that changed. */
+static int
+testRecord(const void *opaque G_GNUC_UNUSED)
+{
+    g_autofree char *dir = g_strdup_printf("%s/qemutemplatetest-XXXXXX", abs_builddir);
+    g_autofree char *file = NULL;
+    g_autofree char *other = NULL;
+    g_autofree char *record = NULL;
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    struct timespec later[2] = { { 0, UTIME_OMIT }, { 2000000000, 0 } };
+    int ret = -1;
+
+    if (!g_mkdtemp(dir))
+        return -1;
+    file = g_build_filename(dir, "pc.ram", NULL);
+    other = g_build_filename(dir, "other.ram", NULL);
+    record = g_build_filename(dir, "template.files", NULL);
+
+    if (virFileWriteStr(file, "memory", 0600) < 0 ||
+        virFileWriteStr(other, "memory", 0600) < 0)
+        goto cleanup;
+
+    virBufferAddLit(&buf, "<templateFiles>\n");
+    if (qemuTemplateRecordFormatFile(&buf, "ram", file, NULL) < 0)
+        goto cleanup;
+    virBufferAddLit(&buf, "</templateFiles>\n");
+    if (virFileWriteStr(record, virBufferCurrentContent(&buf), 0600) < 0)
+        goto cleanup;
+
+    if (qemuTemplateRecordCheck(dir) < 0) {
+        VIR_TEST_DEBUG("the unchanged file was refused");
+        goto cleanup;
+    }
+
+    /* Written behind the daemon's back: same size, later mtime. */
+    if (utimensat(AT_FDCWD, file, later, 0) < 0)
+        goto cleanup;
+    if (qemuTemplateRecordCheck(dir) == 0) {
+        VIR_TEST_DEBUG("a written file was not refused");
+        goto cleanup;
+    }
+    if (testCheckRefusal("was changed after the template was created") < 0)
+        goto cleanup;
+
+    /* Replaced by another file of the same size. */
+    if (rename(other, file) < 0)
+        goto cleanup;
+    if (qemuTemplateRecordCheck(dir) == 0) {
+        VIR_TEST_DEBUG("a replaced file was not refused");
+        goto cleanup;
+    }
+    if (testCheckRefusal("was changed after the template was created") < 0)
+        goto cleanup;
+
+    /* Gone. */
+    if (unlink(file) < 0)
+        goto cleanup;
+    if (qemuTemplateRecordCheck(dir) == 0) {
+        VIR_TEST_DEBUG("a missing file was not refused");
+        goto cleanup;
+    }
+    if (testCheckRefusal("is not usable") < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    unlink(file);
+    unlink(other);
+    unlink(record);
+    rmdir(dir);
+    return ret;
+}
+
+
+static int
+testAddDomain(const char *name)
+{
+    g_autoptr(virDomainDef) def = testParseProducer();
+    virDomainObj *vm;
+
+    if (!def)
+        return -1;
+    g_free(def->name);
+    def->name = g_strdup(name);
+    if (virUUIDGenerate(def->uuid) < 0 ||
+        !(vm = virDomainObjListAdd(driver.domains, &def, driver.xmlopt, 0, NULL)))
+        return -1;
+    virDomainObjEndAPI(&vm);
+    return 0;
+}
+
+
+static int
+mymain(void)
+{
+    g_autoptr(GHashTable) capslatest = testQemuGetLatestCaps();
+    g_autoptr(GHashTable) capscache = virHashNew(virObjectUnref);
+    int ret = 0;
+
+    if (qemuTestDriverInit(&driver) < 0)
+        return EXIT_FAILURE;
+    /* Clones get the first name that no domain has. */
+    driver.domains = virDomainObjListNew();
+
+    if (testQemuInsertRealCaps(driver.qemuCapsCache, "x86_64", "latest", "",
+                               capslatest, capscache, NULL, NULL) < 0) {
+        ret = -1;
+        goto cleanup;
+    }
+
+# define DO_TEST_CLONE(desc, ...) \
+    do { \
+        static struct testCloneInfo info = { __VA_ARGS__ }; \
+        if (virTestRun("clone " desc, testCloneDef, &info) < 0) \
+            ret = -1; \
+    } while (0)
+
+    DO_TEST_CLONE("with the first free name", .expect = "producer-clone");
+    DO_TEST_CLONE("named", .name = "web1", .expect = "producer-clone-web1");
+    if (testAddDomain("QEMUGuest1-clone-1") < 0)
+        ret = -1;
+    DO_TEST_CLONE("with a free name after one in use",
+                  .named = "QEMUGuest1-clone-2");
+    DO_TEST_CLONE("from XML", .dxml = "clone-xml", .expect = "clone-xml-clone");
+
+    /* A clone's name ends up in file names: it gets the parser's checks. */
+    DO_TEST_CLONE("named with a '/'", .name = "../../evil",
+                  .error = "cannot contain '/'");
+    DO_TEST_CLONE("named with a newline", .name = "a\nb",
+                  .error = "invalid char in name");
+    DO_TEST_CLONE("named '..'", .name = "..",
+                  .error = "can't be the name of a clone");
+    DO_TEST_CLONE("named as its template", .name = "QEMUGuest1",
+                  .error = "a clone needs a name of its own");
+    DO_TEST_CLONE("from XML of another guest ABI", .dxml = "clone-vcpus",
+                  .error = "does not match source");
+
+    if (virTestRun("record refuses changed files", testRecord, NULL) < 0)
+        ret = -1;
+
+ cleanup:
+    virObjectUnref(driver.domains);
+    qemuTestDriverFree(&driver);
+    return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+VIR_TEST_MAIN(mymain)
+
+#else
+
+int main(void)
+{
+    return EXIT_AM_SKIP;
+}
+
+#endif /* WITH_QEMU */
