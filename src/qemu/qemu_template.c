@@ -165,46 +165,6 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
 
 
 /**
- * qemuTemplateCheckBlockCommit:
- * @vm: domain object
- * @disk: disk of @vm
- * @base: layer of @disk's chain a block commit writes into
- *
- * A clone's disk is its own overlay, and the layers it adds above it, on
- * the template's read-only base: committing into the base would change
- * the disk of every clone.
- *
- * Returns 0 if the commit stays in the clone's own layers, -1 with an
- * error reported otherwise.
- */
-int
-qemuTemplateCheckBlockCommit(virDomainObj *vm,
-                             virDomainDiskDef *disk,
-                             virStorageSource *base)
-{
-    qemuDomainObjPrivate *priv = vm->privateData;
-    virStorageSource *n;
-
-    if (!qemuTemplateIsClone(vm->def))
-        return 0;
-
-    for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
-        if (n == base)
-            return 0;
-        /* the clone's overlay: what is below it is the template's */
-        if (n->path && priv->templateOverlays &&
-            g_strv_contains((const char **)priv->templateOverlays, n->path))
-            break;
-    }
-
-    virReportError(VIR_ERR_OPERATION_INVALID,
-                   _("disk '%1$s' of clone '%2$s' can't be committed into its template's image"),
-                   disk->dst, vm->def->name);
-    return -1;
-}
-
-
-/**
  * qemuTemplateMemoryFiles:
  * @driver: qemu driver
  * @def: domain definition with template memory
@@ -533,6 +493,78 @@ qemuTemplateFindOfClone(virQEMUDriver *driver,
 }
 
 
+/* The disk images a template is made of, as its record lists them: the
+ * bases of its clones' overlays and their backing chains. */
+static char **
+qemuTemplateRecordDiskPaths(const char *dir)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+    int nnodes = 0;
+    size_t i;
+
+    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+        return NULL;
+
+    for (i = 0; i < nnodes; i++) {
+        if (virXMLNodeNameEqual(nodes[i], "base") ||
+            virXMLNodeNameEqual(nodes[i], "backing")) {
+            char *path = virXMLPropString(nodes[i], "path");
+
+            if (path)
+                g_ptr_array_add(paths, path);
+        }
+    }
+    g_ptr_array_add(paths, NULL);
+
+    return (char **) g_ptr_array_free(g_steal_pointer(&paths), false);
+}
+
+
+/**
+ * qemuTemplateCheckBlockCommit:
+ * @vm: domain object
+ * @disk: disk of @vm
+ * @base: layer of @disk's chain a block commit writes into
+ *
+ * A clone's disk is its own overlay, and the layers it adds above it, on
+ * the template's read-only base: committing into the base would change
+ * the disk of every clone.
+ *
+ * Returns 0 if the commit stays in the clone's own layers, -1 with an
+ * error reported otherwise.
+ */
+int
+qemuTemplateCheckBlockCommit(virDomainObj *vm,
+                             virDomainDiskDef *disk,
+                             virStorageSource *base)
+{
+    g_auto(GStrv) paths = NULL;
+    virStorageSource *n;
+
+    if (!qemuTemplateIsClone(vm->def))
+        return 0;
+
+    /* The record says which images are the template's, also for a clone
+     * restored from a save image, which knows no overlays of its own. */
+    if (!(paths = qemuTemplateRecordDiskPaths(vm->def->mem.tmpl->path)))
+        return -1;
+
+    for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
+        if (n->path && g_strv_contains((const char **) paths, n->path))
+            break;
+        if (n == base)
+            return 0;
+    }
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("disk '%1$s' of clone '%2$s' can't be committed into its template's image"),
+                   disk->dst, vm->def->name);
+    return -1;
+}
+
+
 /**
  * qemuTemplateCheckNotImage:
  * @driver: qemu driver
@@ -569,24 +601,28 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
 
 /**
  * qemuTemplateCheckCloneSource:
- * @driver: qemu driver
  * @def: definition of a clone (see qemuTemplateIsClone())
  *
  * A clone restored from a save image, or reverted to, maps the RAM files
- * its XML names: they must be those of a template that exists and holds
- * them unchanged, not any directory under memory_template_dir.
+ * its XML names: they must be those of a template that is published and
+ * holds them unchanged, not any directory under memory_template_dir.
+ * Called with the clone's object locked, so it looks at the template's
+ * files, not at its domain object: locking that would invert the order of
+ * the domain list lock and a domain's.
  *
  * Returns 0 if they are, -1 with an error reported otherwise.
  */
 int
-qemuTemplateCheckCloneSource(virQEMUDriver *driver,
-                             const virDomainDef *def)
+qemuTemplateCheckCloneSource(const virDomainDef *def)
 {
-    virDomainObj *tmpl;
+    g_autofree char *image = qemuTemplateImagePath(def);
 
-    if (!(tmpl = qemuTemplateFindOfClone(driver, def)))
+    if (!virFileExists(image)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' is a clone of no template that exists"),
+                       def->name);
         return -1;
-    virDomainObjEndAPI(&tmpl);
+    }
 
     return qemuTemplateRecordCheck(def->mem.tmpl->path);
 }
@@ -898,15 +934,19 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
 
-    if (qemuTemplateCheckDiscard(vm) < 0 ||
-        qemuTemplateRecordRelease(vm->def) < 0)
+    if (qemuTemplateCheckDiscard(vm) < 0)
         return -1;
 
+    /* Unpublished first: what is left after a crash is no template, whose
+     * record the next daemon start releases (qemuTemplateLoad()). */
     if (unlink(path) < 0 && errno != ENOENT) {
         virReportSystemError(errno, _("unable to remove template image '%1$s'"), path);
         return -1;
     }
     vm->hasTemplate = false;
+
+    if (qemuTemplateRecordRelease(vm->def) < 0)
+        return -1;
 
     if (rmdir(area) < 0 && errno != ENOENT)
         VIR_WARN("Unable to remove '%s': %s", area, g_strerror(errno));
@@ -1005,8 +1045,23 @@ static int
 qemuTemplateSyncFile(const char *path)
 {
     VIR_AUTOCLOSE fd = -1;
+    struct stat sb;
 
-    if ((fd = open(path, O_RDONLY)) < 0 || fdatasync(fd) < 0) {
+    /* A disk path is the user's: whatever is put there, a FIFO say, must
+     * not hang the job. */
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(fd, &sb) < 0) {
+        virReportSystemError(errno, _("unable to sync '%1$s'"), path);
+        return -1;
+    }
+
+    if (!S_ISREG(sb.st_mode)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template file '%1$s' is not a regular file"), path);
+        return -1;
+    }
+
+    if (fdatasync(fd) < 0) {
         virReportSystemError(errno, _("unable to sync '%1$s'"), path);
         return -1;
     }
@@ -1279,6 +1334,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     bool dirTaken = false;
     bool recorded = false;
     struct stat dirWas;
+    VIR_AUTOCLOSE dirfd = -1;
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
@@ -1366,6 +1422,12 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     }
     vm->hasTemplate = true;
+
+    /* The image's name, not only its content, must survive a host crash. */
+    if ((dirfd = open(vm->def->mem.tmpl->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fsync(dirfd) < 0)
+        VIR_WARN("Unable to sync template directory '%s': %s",
+                 vm->def->mem.tmpl->path, g_strerror(errno));
 
     qemuProcessStop(driver, vm, VIR_DOMAIN_SHUTOFF_SAVED,
                     VIR_ASYNC_JOB_TEMPLATE_CREATE, 0);
@@ -1468,18 +1530,24 @@ qemuTemplateCloneChardevPaths(virDomainDef *def,
 }
 
 
+/* The first name no domain has and no saved clone's overlays use. */
 static char *
 qemuTemplateCloneFreeName(virQEMUDriver *driver,
-                          const char *tmplName)
+                          const virDomainDef *tmplDef)
 {
+    const char *tmplName = tmplDef->name;
     unsigned int n;
 
     for (n = 1; n < UINT_MAX; n++) {
         g_autofree char *name = g_strdup_printf("%s-clone-%u", tmplName, n);
+        g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path, name);
         virDomainObj *vm;
 
-        if (!(vm = virDomainObjListFindByName(driver->domains, name)))
-            return g_steal_pointer(&name);
+        if (!(vm = virDomainObjListFindByName(driver->domains, name))) {
+            if (!virFileExists(cloneDir))
+                return g_steal_pointer(&name);
+            continue;
+        }
         virDomainObjEndAPI(&vm);
     }
 
@@ -1526,7 +1594,7 @@ qemuTemplateCloneDef(virQEMUDriver *driver,
         g_free(copy->name);
         if (name)
             copy->name = g_strdup(name);
-        else if (!(copy->name = qemuTemplateCloneFreeName(driver, tmplDef->name)))
+        else if (!(copy->name = qemuTemplateCloneFreeName(driver, tmplDef)))
             return NULL;
 
         if (virUUIDGenerate(copy->uuid) < 0) {
@@ -1614,25 +1682,19 @@ qemuTemplateCheckMemoryFiles(virQEMUDriver *driver,
 }
 
 
-/* Removes a clone's overlays, its directory in the clone area, and what
- * is left of a template discarded while the clone ran. */
+/* Removes a clone's directory in the clone area with its overlays, and
+ * what is left of a template discarded while the clone ran. An overlay
+ * the clone's XML put elsewhere is only linked from there: it is the
+ * caller's, and root does not remove files by a path others can change. */
 static void
 qemuTemplateOverlaysRemove(const char *tmplDir,
-                           const char *cloneName,
-                           char **overlays)
+                           const char *cloneName)
 {
     g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
     const char *dirs[] = { area, tmplDir };
     VIR_AUTOCLOSE areafd = -1;
-    char **overlay;
     size_t i;
 
-    for (overlay = overlays; overlay && *overlay; overlay++) {
-        if (unlink(*overlay) < 0 && errno != ENOENT)
-            VIR_WARN("Unable to remove overlay '%s': %s", *overlay, g_strerror(errno));
-    }
-
-    /* What is left there are links to overlays elsewhere. */
     if ((areafd = open(area, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0)
         qemuTemplateRemoveCloneDirAt(areafd, cloneName);
 
@@ -1661,8 +1723,7 @@ qemuTemplateCloneRemoveOverlays(virDomainObj *vm)
     if (!priv->templateOverlays || !vm->def->mem.tmpl)
         return;
 
-    qemuTemplateOverlaysRemove(vm->def->mem.tmpl->path, vm->def->name,
-                               priv->templateOverlays);
+    qemuTemplateOverlaysRemove(vm->def->mem.tmpl->path, vm->def->name);
     g_clear_pointer(&priv->templateOverlays, g_strfreev);
 }
 
@@ -1696,15 +1757,27 @@ qemuTemplateMakePrivateDir(const char *path)
 }
 
 
+/* A clone's directory is made by that clone alone: one that exists holds
+ * the overlays of another clone of that name, which must not be taken
+ * over or removed. */
 static int
 qemuTemplateMakeCloneDir(const char *tmplDir,
                          const char *cloneDir)
 {
     g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
 
-    if (qemuTemplateMakePrivateDir(area) < 0 ||
-        qemuTemplateMakePrivateDir(cloneDir) < 0)
+    if (qemuTemplateMakePrivateDir(area) < 0)
         return -1;
+
+    if (mkdir(cloneDir, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
+        if (errno == EEXIST)
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("'%1$s' holds the overlays of another clone of that name, a saved one perhaps"),
+                           cloneDir);
+        else
+            virReportSystemError(errno, _("unable to create directory '%1$s'"), cloneDir);
+        return -1;
+    }
 
     return 0;
 }
@@ -1740,6 +1813,35 @@ qemuTemplateCloneKeepOverlays(virDomainObj *vm)
 }
 
 
+/* Overlays created where a clone's XML put them, outside the clone area,
+ * held by the directory they were created in: a clone that fails to start
+ * removes them through it, whatever their path names by then. */
+typedef struct {
+    size_t n;
+    int *dirfds;
+    char **names;
+} qemuTemplateOutsideOverlays;
+
+
+static void
+qemuTemplateOutsideOverlaysRelease(qemuTemplateOutsideOverlays *outside,
+                                   bool remove)
+{
+    size_t i;
+
+    for (i = 0; i < outside->n; i++) {
+        if (remove && unlinkat(outside->dirfds[i], outside->names[i], 0) < 0)
+            VIR_WARN("Unable to remove overlay '%s': %s",
+                     outside->names[i], g_strerror(errno));
+        VIR_FORCE_CLOSE(outside->dirfds[i]);
+        g_free(outside->names[i]);
+    }
+    g_clear_pointer(&outside->dirfds, g_free);
+    g_clear_pointer(&outside->names, g_free);
+    outside->n = 0;
+}
+
+
 /* Puts a new qcow2 overlay on each of the template's disk images that
  * clones share as their read-only base. The overlay goes where the clone's
  * XML puts the disk if that differs from the template, else in the clone's
@@ -1748,7 +1850,8 @@ static int
 qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                 virDomainDef *tmplDef,
                                 virDomainDef *def,
-                                char ***overlays)
+                                char ***overlays,
+                                qemuTemplateOutsideOverlays *outside)
 {
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
     g_autofree char *baseOwner = g_strdup_printf("+%u:+%u", (unsigned int) geteuid(),
@@ -1757,9 +1860,19 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                                      def->name);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     size_t ncreated = 0;
+    bool dirMade = false;
     size_t i;
     int fd;
     int ret = -1;
+
+    for (i = 0; i < tmplDef->ndisks; i++) {
+        if (qemuTemplateDiskIsBase(tmplDef->disks[i])) {
+            if (qemuTemplateMakeCloneDir(tmplDef->mem.tmpl->path, cloneDir) < 0)
+                return -1;
+            dirMade = true;
+            break;
+        }
+    }
 
     for (i = 0; i < tmplDef->ndisks; i++) {
         virStorageSource *base = tmplDef->disks[i]->src;
@@ -1767,6 +1880,9 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         g_autoptr(virStorageSource) overlay = NULL;
         g_autoptr(virCommand) cmd = NULL;
         g_autofree char *link = NULL;
+        g_autofree char *parent = NULL;
+        g_autofree char *name = NULL;
+        int parentfd;
         virStorageSource *n;
 
         if (!qemuTemplateDiskIsBase(tmplDef->disks[i]))
@@ -1777,8 +1893,6 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         overlay->format = VIR_STORAGE_FILE_QCOW2;
 
         if (virStorageSourceIsSameLocation(disk->src, base)) {
-            if (qemuTemplateMakeCloneDir(tmplDef->mem.tmpl->path, cloneDir) < 0)
-                goto cleanup;
             overlay->path = g_strdup_printf("%s/%s.qcow2", cloneDir, disk->dst);
         } else if (virStorageSourceGetActualType(disk->src) == VIR_STORAGE_TYPE_FILE &&
                    disk->src->path) {
@@ -1786,8 +1900,6 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             /* A link in the clone area, so that the template is not
              * removed from under an overlay it cannot see. */
             link = g_strdup_printf("%s/%s.qcow2", cloneDir, disk->dst);
-            if (qemuTemplateMakeCloneDir(tmplDef->mem.tmpl->path, cloneDir) < 0)
-                goto cleanup;
         } else {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
                            _("disk '%1$s' of the clone must be a file: it is the overlay of the template's disk"),
@@ -1795,9 +1907,19 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             goto cleanup;
         }
 
-        /* Never take over a file: it could be a sibling's overlay. */
-        if ((fd = open(overlay->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-                       S_IRUSR | S_IWUSR)) < 0) {
+        /* Created in its directory as opened now, so that a failed clone
+         * removes the file it created even if the path changed since.
+         * Never take over a file: it could be a sibling's overlay. */
+        parent = g_path_get_dirname(overlay->path);
+        name = g_path_get_basename(overlay->path);
+        if ((parentfd = open(parent, O_RDONLY | O_DIRECTORY)) < 0) {
+            virReportSystemError(errno, _("unable to open the directory of overlay '%1$s'"),
+                                 overlay->path);
+            goto cleanup;
+        }
+        if ((fd = openat(parentfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                         S_IRUSR | S_IWUSR)) < 0) {
+            VIR_FORCE_CLOSE(parentfd);
             if (errno == EEXIST)
                 virReportError(VIR_ERR_OPERATION_INVALID,
                                _("overlay '%1$s' of disk '%2$s' already exists"),
@@ -1808,6 +1930,14 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             goto cleanup;
         }
         created[ncreated++] = g_strdup(overlay->path);
+        if (link) {
+            outside->dirfds = g_renew(int, outside->dirfds, outside->n + 1);
+            outside->names = g_renew(char *, outside->names, outside->n + 1);
+            outside->dirfds[outside->n] = parentfd;
+            outside->names[outside->n++] = g_steal_pointer(&name);
+        } else {
+            VIR_FORCE_CLOSE(parentfd);
+        }
 
         if (link && symlink(overlay->path, link) < 0) {
             virReportSystemError(errno, _("unable to link overlay '%1$s' to '%2$s'"),
@@ -1849,8 +1979,11 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
     ret = 0;
 
  cleanup:
-    if (ret < 0)
-        qemuTemplateOverlaysRemove(tmplDef->mem.tmpl->path, def->name, created);
+    if (ret < 0) {
+        if (dirMade)
+            qemuTemplateOverlaysRemove(tmplDef->mem.tmpl->path, def->name);
+        qemuTemplateOutsideOverlaysRelease(outside, true);
+    }
     return ret;
 }
 
@@ -2055,6 +2188,7 @@ qemuTemplateClone(virConnectPtr conn,
     g_autofree char *dir = NULL;
     unsigned char uuid[VIR_UUID_BUFLEN];
     g_auto(GStrv) overlays = NULL;
+    qemuTemplateOutsideOverlays outside = { 0 };
     virDomainDeviceDef **nicDevs = NULL;
     virQEMUSaveData *data = NULL;
     virDomainObj *vm = NULL;
@@ -2138,30 +2272,21 @@ qemuTemplateClone(virConnectPtr conn,
         !(nicDevs = qemuTemplateCloneParseNICs(driver, def, nics, nnics)))
         goto relock;
 
-    /* A name in use must be refused before its overlays are made. */
-    if ((vm = virDomainObjListFindByName(driver->domains, def->name))) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("domain '%1$s' already exists"), def->name);
-        goto relock;
-    }
-
-    if (qemuTemplateCloneCreateOverlays(driver, tmplDef, def, &overlays) < 0)
-        goto relock;
-
+    /* Added first, the clone holds its name and UUID: no other domain can
+     * take them while its overlays are made. */
     if (!(vm = virDomainObjListAdd(driver->domains, &def, driver->xmlopt,
                                    VIR_DOMAIN_OBJ_LIST_ADD_LIVE |
                                    VIR_DOMAIN_OBJ_LIST_ADD_CHECK_LIVE,
-                                   NULL))) {
-        qemuTemplateOverlaysRemove(tmplDef->mem.tmpl->path, def->name, overlays);
+                                   NULL)))
         goto relock;
-    }
+
+    if (qemuTemplateCloneCreateOverlays(driver, tmplDef, vm->def, &overlays,
+                                        &outside) < 0)
+        goto remove;
     QEMU_DOMAIN_PRIVATE(vm)->templateOverlays = g_steal_pointer(&overlays);
 
-    if (qemuProcessBeginJob(vm, VIR_DOMAIN_JOB_OPERATION_RESTORE, flags) < 0) {
-        qemuTemplateCloneRemoveOverlays(vm);
-        qemuDomainRemoveInactive(driver, vm, 0, false);
-        goto relock;
-    }
+    if (qemuProcessBeginJob(vm, VIR_DOMAIN_JOB_OPERATION_RESTORE, 0) < 0)
+        goto remove;
 
     /* The template's device state was saved with x-ignore-shared, which
      * QEMU only loads with the same capability set. */
@@ -2169,23 +2294,28 @@ qemuTemplateClone(virConnectPtr conn,
     started = qemuSaveImageStartVM(conn, driver, vm, &fd, data, path,
                                    restoreParams, paused || nnics > 0, false,
                                    VIR_ASYNC_JOB_START) == 0;
+    if (started && (flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_AUTODESTROY))
+        virCloseCallbacksDomainAdd(vm, conn, qemuProcessAutoDestroy);
     qemuProcessEndJob(vm);
 
+    /* Taken without letting the domain go in between, so no other job
+     * (a resume) can come before the clone has its interfaces. */
     if (started && nicDevs)
         started = qemuTemplateClonePlugNICs(driver, vm, nicDevs, nnics,
                                             data->header.was_running &&
                                             !paused) == 0;
 
-    if (started) {
-        if (flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_AUTODESTROY)
-            virCloseCallbacksDomainAdd(vm, conn, qemuProcessAutoDestroy);
+    if (started)
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);
-    }
 
+ remove:
     if (!clone) {
         qemuTemplateCloneRemoveOverlays(vm);
-        qemuDomainRemoveInactive(driver, vm, 0, false);
+        /* unless whoever destroyed it meanwhile removed it */
+        if (!vm->removing)
+            qemuDomainRemoveInactive(driver, vm, 0, false);
     }
+    qemuTemplateOutsideOverlaysRelease(&outside, !clone);
 
  relock:
     VIR_FORCE_CLOSE(fd);

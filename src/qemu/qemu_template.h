@@ -41,8 +41,7 @@ qemuTemplateFindOfClone(virQEMUDriver *driver,
                         const virDomainDef *def);
 
 int
-qemuTemplateCheckCloneSource(virQEMUDriver *driver,
-                             const virDomainDef *def);
+qemuTemplateCheckCloneSource(const virDomainDef *def);
 
 int
 qemuTemplateCheckBlockCommit(virDomainObj *vm,
