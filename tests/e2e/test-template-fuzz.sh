@@ -123,6 +123,9 @@ virsh start $name >/dev/null
 wait_for_line "$E2E_DIR/$name.console" '^HEARTBEAT' 120 >/dev/null || fail "the guest did not come up"
 virsh template-create $name >/dev/null
 cp "$dir/template.save" "$E2E_DIR/fuzz.save"
+# The template's record holds its image's inode and mtime: the real image
+# goes aside by rename and comes back the same way.
+mv "$dir/template.save" "$E2E_DIR/fuzz.orig"
 "$(dirname "$0")/saveimage-mutations.py" "$E2E_DIR/fuzz.save" "$corpus/images"
 refused=0 cloned=0 total=0 harmless=""
 for f in "$corpus"/images/*; do
@@ -154,9 +157,13 @@ perl -0777 -pe 's/<uuid>(.)/"<uuid>" . ($1 eq "0" ? "1" : "0")/e' "$E2E_DIR/fuzz
 cmp -s "$E2E_DIR/fuzz.save" "$dir/template.save" && fail "could not change the image's UUID"
 expect_error "template image of another domain" "belongs to another domain" \
     virsh clone-from-template $name --name $name-c
+# A copy of the real image is a file the template was not made of.
 cp "$E2E_DIR/fuzz.save" "$dir/template.save"
+expect_error "a copy of the template image" "was changed after the template was created" \
+    virsh clone-from-template $name --name $name-c
+mv "$E2E_DIR/fuzz.orig" "$dir/template.save"
 virsh clone-from-template $name --name $name-c >/dev/null || fail "the restored template does not clone"
 virsh destroy $name-c >/dev/null
 echo "template images: $total malformed, $refused refused with an error, $cloned cloned and destroyed:$harmless"
-fault "malformed template image" $((total + 2)) $((total + 2)) 0
+fault "malformed template image" $((total + 3)) $((total + 3)) 0
 echo "PASS: no input crashed the daemon or left anything behind"
