@@ -53,8 +53,11 @@ for c in $commits; do
     subject=$(git -C "$SRC_DIR" log -1 --format=%s "$c")
     git -C "$wt" checkout -q -f --detach "$c"
     # the new files as the series ends, whatever version commit c has
+    # all of them first: a test's data is kept once the test is there
     while read -r f; do
         git -C "$wt" checkout -q "$head" -- "$f"
+    done <"$SRC_DIR/.git/project-new-files"
+    while read -r f; do
         new_file_used "$f" || rm -f "$wt/$f"
     done <"$SRC_DIR/.git/project-new-files"
     # syntax-check reads the file list of HEAD: commit the removals.
