@@ -134,6 +134,19 @@ testCloneDef(const void *opaque)
 }
 
 
+static int
+testRecordRefuses(const char *dir,
+                  const char *what,
+                  const char *error)
+{
+    if (qemuTemplateRecordCheck(dir) == 0) {
+        VIR_TEST_DEBUG("%s was not refused", what);
+        return -1;
+    }
+    return testCheckRefusal(error);
+}
+
+
 /* The record of a template's files refuses one that changed. */
 static int
 testRecord(const void *opaque G_GNUC_UNUSED)
@@ -171,31 +184,19 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     /* Written behind the daemon's back: same size, later mtime. */
     if (utimensat(AT_FDCWD, file, later, 0) < 0)
         goto cleanup;
-    if (qemuTemplateRecordCheck(dir) == 0) {
-        VIR_TEST_DEBUG("a written file was not refused");
-        goto cleanup;
-    }
-    if (testCheckRefusal("was changed after the template was created") < 0)
+    if (testRecordRefuses(dir, "a written file", "was changed after the template was created") < 0)
         goto cleanup;
 
     /* Replaced by another file of the same size. */
     if (rename(other, file) < 0)
         goto cleanup;
-    if (qemuTemplateRecordCheck(dir) == 0) {
-        VIR_TEST_DEBUG("a replaced file was not refused");
-        goto cleanup;
-    }
-    if (testCheckRefusal("was changed after the template was created") < 0)
+    if (testRecordRefuses(dir, "a replaced file", "was changed after the template was created") < 0)
         goto cleanup;
 
     /* Gone. */
     if (unlink(file) < 0)
         goto cleanup;
-    if (qemuTemplateRecordCheck(dir) == 0) {
-        VIR_TEST_DEBUG("a missing file was not refused");
-        goto cleanup;
-    }
-    if (testCheckRefusal("is not usable") < 0)
+    if (testRecordRefuses(dir, "a missing file", "is not usable") < 0)
         goto cleanup;
 
     ret = 0;

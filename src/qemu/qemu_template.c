@@ -278,6 +278,13 @@ qemuTemplateRecordPath(const char *dir)
 #define QEMU_TEMPLATE_SAVED_MARK "saved"
 
 static char *
+qemuTemplateCloneArea(const char *tmplDir)
+{
+    return g_strdup_printf("%s/clones", tmplDir);
+}
+
+
+static char *
 qemuTemplateCloneDir(const char *tmplDir,
                      const char *cloneName)
 {
@@ -762,7 +769,7 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
                                 const char *dir)
 {
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
-    g_autofree char *area = g_strdup_printf("%s/clones", dir);
+    g_autofree char *area = qemuTemplateCloneArea(dir);
     g_autoptr(DIR) dirp = NULL;
     struct dirent *ent;
     VIR_AUTOCLOSE areafd = -1;
@@ -888,7 +895,7 @@ qemuTemplateLoad(virDomainObj *vm,
 int
 qemuTemplateCheckDiscard(virDomainObj *vm)
 {
-    g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
+    g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
     qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(DIR) dirp = NULL;
     struct dirent *ent;
@@ -932,7 +939,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
                     virDomainObj *vm)
 {
     g_autofree char *path = qemuTemplateImagePath(vm->def);
-    g_autofree char *area = g_strdup_printf("%s/clones", vm->def->mem.tmpl->path);
+    g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
 
     if (qemuTemplateCheckDiscard(vm) < 0)
         return -1;
@@ -1690,7 +1697,7 @@ static void
 qemuTemplateOverlaysRemove(const char *tmplDir,
                            const char *cloneName)
 {
-    g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
+    g_autofree char *area = qemuTemplateCloneArea(tmplDir);
     const char *dirs[] = { area, tmplDir };
     VIR_AUTOCLOSE areafd = -1;
     size_t i;
@@ -1764,7 +1771,7 @@ static int
 qemuTemplateMakeCloneDir(const char *tmplDir,
                          const char *cloneDir)
 {
-    g_autofree char *area = g_strdup_printf("%s/clones", tmplDir);
+    g_autofree char *area = qemuTemplateCloneArea(tmplDir);
 
     if (qemuTemplateMakePrivateDir(area) < 0)
         return -1;
@@ -2023,6 +2030,20 @@ qemuTemplateCheckImageStream(const char *path,
 }
 
 
+static void
+qemuTemplateCloneFreeNICs(virDomainDeviceDef **devs,
+                          size_t nnics)
+{
+    size_t i;
+
+    if (!devs)
+        return;
+    for (i = 0; i < nnics; i++)
+        virDomainDeviceDefFree(devs[i]);
+    g_free(devs);
+}
+
+
 /* The clone's device state is its template's, which has no network
  * interfaces: those asked for are parsed against the clone's definition
  * (each without a MAC address gets its own) before anything is started. */
@@ -2059,24 +2080,8 @@ qemuTemplateCloneParseNICs(virQEMUDriver *driver,
     return devs;
 
  error:
-    for (i = 0; i < nnics; i++)
-        virDomainDeviceDefFree(devs[i]);
-    g_free(devs);
+    qemuTemplateCloneFreeNICs(devs, nnics);
     return NULL;
-}
-
-
-static void
-qemuTemplateCloneFreeNICs(virDomainDeviceDef **devs,
-                          size_t nnics)
-{
-    size_t i;
-
-    if (!devs)
-        return;
-    for (i = 0; i < nnics; i++)
-        virDomainDeviceDefFree(devs[i]);
-    g_free(devs);
 }
 
 
