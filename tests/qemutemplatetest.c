@@ -228,6 +228,58 @@ testAddDomain(const char *name)
 }
 
 
+/* A snapshot of a clone reverts only onto the template the clone maps. */
+static int
+testRevert(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainDef) tmpl = testParseProducer();
+    g_autoptr(virDomainDef) snapDef = NULL;
+    g_autoptr(virDomainDef) otherDef = NULL;
+    g_autoptr(virDomainDef) def = NULL;
+    virDomainObj *vm = NULL;
+    virDomainObj *producer = NULL;
+    int ret = -1;
+
+    if (!tmpl ||
+        !(def = qemuTemplateCloneDef(&driver, tmpl, "revert", NULL)) ||
+        !(snapDef = virDomainDefCopy(def, driver.xmlopt, NULL, false)) ||
+        !(otherDef = virDomainDefCopy(def, driver.xmlopt, NULL, false)))
+        return -1;
+    g_free(otherDef->mem.tmpl->path);
+    otherDef->mem.tmpl->path = g_strdup("/var/lib/libvirt/qemu/template/a7d1c6b0-5f0e-4c55-9a55-2d7e0f1b6c3e");
+
+    if (!(vm = virDomainObjListAdd(driver.domains, &def, driver.xmlopt, 0, NULL)) ||
+        !(producer = virDomainObjListAdd(driver.domains, &tmpl, driver.xmlopt, 0, NULL)))
+        goto cleanup;
+
+    if (qemuTemplateCheckRevert(vm, snapDef) < 0 ||
+        qemuTemplateCheckRevert(vm, NULL) < 0) {
+        VIR_TEST_DEBUG("a clone cannot revert to its own snapshot");
+        goto cleanup;
+    }
+    if (qemuTemplateCheckRevert(vm, otherDef) == 0) {
+        VIR_TEST_DEBUG("a clone reverted to a snapshot of another template's memory");
+        goto cleanup;
+    }
+    if (testCheckRefusal("no clone of") < 0)
+        goto cleanup;
+    if (qemuTemplateCheckRevert(producer, snapDef) == 0) {
+        VIR_TEST_DEBUG("a producer reverted to a snapshot of a clone");
+        goto cleanup;
+    }
+    ret = testCheckRefusal("no clone of");
+
+ cleanup:
+    if (vm)
+        virDomainObjListRemove(driver.domains, vm);
+    if (producer)
+        virDomainObjListRemove(driver.domains, producer);
+    virDomainObjEndAPI(&vm);
+    virDomainObjEndAPI(&producer);
+    return ret;
+}
+
+
 static int
 mymain(void)
 {
@@ -274,6 +326,8 @@ mymain(void)
                   .error = "does not match source");
 
     if (virTestRun("record refuses changed files", testRecord, NULL) < 0)
+        ret = -1;
+    if (virTestRun("revert only onto the clone's template", testRevert, NULL) < 0)
         ret = -1;
 
  cleanup:

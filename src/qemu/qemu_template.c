@@ -21,6 +21,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+# include <sys/ioctl.h>
+/* From linux/fs.h, which conflicts with sys/mount.h on glibc 2.36+ */
+# define FS_IOC_GETFLAGS _IOR('f', 1, long)
+# define FS_IOC_SETFLAGS _IOW('f', 2, long)
+# define FS_IMMUTABLE_FL 0x00000010
+#endif
 
 #define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
 #include "qemu_templatepriv.h"
@@ -164,6 +171,78 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
 }
 
 
+/* Makes the file open as @fd immutable, or not: an immutable template
+ * RAM file or disk image cannot be written, chowned, relabelled or removed
+ * by anyone, root and a QEMU running as root included, and so by no domain
+ * that names it as a disk or memory device, directly or through a link.
+ * Filesystems without the flag keep the protection of owner and mode. */
+#ifdef __linux__
+static int
+qemuTemplateSetImmutable(int fd,
+                         const char *path,
+                         bool immutable)
+{
+    int attrs;
+
+    if (ioctl(fd, FS_IOC_GETFLAGS, &attrs) < 0) {
+        if (errno == ENOTTY || errno == EOPNOTSUPP) {
+            VIR_INFO("Filesystem of '%s' has no immutable flag", path);
+            return 0;
+        }
+        virReportSystemError(errno, _("unable to get the flags of '%1$s'"), path);
+        return -1;
+    }
+
+    if (!!(attrs & FS_IMMUTABLE_FL) == immutable)
+        return 0;
+
+    if (immutable)
+        attrs |= FS_IMMUTABLE_FL;
+    else
+        attrs &= ~FS_IMMUTABLE_FL;
+
+    if (ioctl(fd, FS_IOC_SETFLAGS, &attrs) < 0) {
+        if (errno == ENOTTY || errno == EOPNOTSUPP) {
+            VIR_INFO("Filesystem of '%s' has no immutable flag", path);
+            return 0;
+        }
+        if (immutable)
+            virReportSystemError(errno, _("unable to make '%1$s' immutable"), path);
+        else
+            virReportSystemError(errno, _("unable to clear the immutable flag of '%1$s'"),
+                                 path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static bool
+qemuTemplateIsImmutable(int fd)
+{
+    int attrs;
+
+    return ioctl(fd, FS_IOC_GETFLAGS, &attrs) == 0 && (attrs & FS_IMMUTABLE_FL);
+}
+#else /* !__linux__ */
+static int
+qemuTemplateSetImmutable(int fd G_GNUC_UNUSED,
+                         const char *path G_GNUC_UNUSED,
+                         bool immutable G_GNUC_UNUSED)
+{
+    return 0;
+}
+
+
+static bool
+qemuTemplateIsImmutable(int fd G_GNUC_UNUSED)
+{
+    return false;
+}
+#endif /* !__linux__ */
+
+
 /**
  * qemuTemplateMemoryFiles:
  * @driver: qemu driver
@@ -216,36 +295,47 @@ qemuTemplateMemoryFiles(virQEMUDriver *driver,
 
 /**
  * qemuTemplateMemoryRemove:
- * @driver: qemu driver
  * @def: domain definition of a template producer
  *
- * Removes the RAM files of @def's template memory and their directory
- * if that is left empty. Only the files libvirt asked QEMU to create are
- * touched: the directory may be the user's. Errors are only logged, as
- * this runs when the domain stops.
+ * Empties the template directory of @def, which is the daemon's, and
+ * removes it: the RAM files and whatever the producer's QEMU left there.
+ * Through the directory's descriptor, and whatever the emulator or its
+ * machine types are now. Errors are only logged, as this runs when the
+ * domain stops.
  */
 void
-qemuTemplateMemoryRemove(virQEMUDriver *driver,
-                         const virDomainDef *def)
+qemuTemplateMemoryRemove(const virDomainDef *def)
 {
-    g_auto(GStrv) files = NULL;
-    char **file;
+    const char *dir = def->mem.tmpl->path;
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    int rc;
 
-    if (!(files = qemuTemplateMemoryFiles(driver, def))) {
-        VIR_WARN("Unable to list the template memory files of domain '%s'",
-                 def->name);
+    if ((rc = virDirOpenIfExists(&dirp, dir)) <= 0) {
+        if (rc < 0)
+            VIR_WARN("Unable to remove template directory '%s'", dir);
         return;
     }
 
-    for (file = files; *file; file++) {
-        if (unlink(*file) < 0 && errno != ENOENT)
-            VIR_WARN("Unable to remove template memory file '%s': %s",
-                     *file, g_strerror(errno));
+    /* A subdirectory (the clone area) is left: it is emptied and removed
+     * with the template, and a template with clones is not discarded. */
+    while ((rc = virDirRead(dirp, &ent, dir)) > 0) {
+        g_autofree char *path = g_strdup_printf("%s/%s", dir, ent->d_name);
+        VIR_AUTOCLOSE fd = -1;
+
+        if ((fd = openat(dirfd(dirp), ent->d_name,
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) >= 0 &&
+            qemuTemplateSetImmutable(fd, path, false) < 0) {
+            VIR_WARN("Unable to remove '%s'", path);
+            continue;
+        }
+
+        if (unlinkat(dirfd(dirp), ent->d_name, 0) < 0 && errno != EISDIR)
+            VIR_WARN("Unable to remove '%s': %s", path, g_strerror(errno));
     }
 
-    if (rmdir(def->mem.tmpl->path) < 0 && errno != ENOENT && errno != ENOTEMPTY)
-        VIR_WARN("Unable to remove template memory directory '%s': %s",
-                 def->mem.tmpl->path, g_strerror(errno));
+    if (rc < 0 || (rmdir(dir) < 0 && errno != ENOTEMPTY))
+        VIR_WARN("Unable to remove template directory '%s'", dir);
 }
 
 
@@ -335,8 +425,9 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     }
 
     identity = qemuTemplateFileIdentity(&sb);
-    virBufferAsprintf(buf, "<%s %s mode='%04o'", element, identity,
-                      sb.st_mode & 07777);
+    virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
+                      identity, sb.st_mode & 07777, (unsigned int) sb.st_uid,
+                      (unsigned int) sb.st_gid);
     virBufferEscapeString(buf, " path='%s'/>\n", as ? as : path);
     return 0;
 }
@@ -465,19 +556,11 @@ qemuTemplateRecordCheck(const char *dir)
 }
 
 
-/**
- * qemuTemplateFindOfClone:
- * @driver: qemu driver
- * @def: definition of a clone (see qemuTemplateIsClone())
- *
- * Finds the template whose RAM files @def maps: the domain named by the
- * UUID its template directory is named after, which holds a template
- * there.
- *
- * Returns the template, locked and referenced (release it with
- * virDomainObjEndAPI()), or NULL with an error reported.
- */
-virDomainObj *
+/* Finds the template whose RAM files @def, a clone's definition, maps:
+ * the domain named by the UUID its template directory is named after,
+ * which holds a template there. Returns it locked and referenced, or NULL
+ * with an error reported. */
+static virDomainObj *
 qemuTemplateFindOfClone(virQEMUDriver *driver,
                         const virDomainDef *def)
 {
@@ -497,6 +580,92 @@ qemuTemplateFindOfClone(virQEMUDriver *driver,
                    _("domain '%1$s' is a clone of no template that exists"),
                    def->name);
     return NULL;
+}
+
+
+/**
+ * qemuTemplateRestoreCloneBegin:
+ * @conn: connection
+ * @driver: qemu driver
+ * @def: definition of a clone (see qemuTemplateIsClone()) to restore
+ * @ensureACL: access check of the template's definition
+ *
+ * A clone restored from a save image, or reverted to a snapshot, maps its
+ * template's memory as virDomainCloneFromTemplate() does: it needs the
+ * same access to the template, and counts as one of its starting clones
+ * until qemuTemplateRestoreCloneEnd(), so that the template and the
+ * overlays of its saved clones stay. Call it with no domain locked.
+ *
+ * Returns the template, referenced and unlocked, or NULL with an error
+ * reported.
+ */
+virDomainObj *
+qemuTemplateRestoreCloneBegin(virConnectPtr conn,
+                              virQEMUDriver *driver,
+                              const virDomainDef *def,
+                              qemuTemplateEnsureACL ensureACL)
+{
+    virDomainObj *tmpl;
+
+    if (!(tmpl = qemuTemplateFindOfClone(driver, def)))
+        return NULL;
+
+    if (ensureACL(conn, tmpl->def) < 0) {
+        virDomainObjEndAPI(&tmpl);
+        return NULL;
+    }
+
+    QEMU_DOMAIN_PRIVATE(tmpl)->templateClonesStarting++;
+    virObjectUnlock(tmpl);
+    return tmpl;
+}
+
+
+/**
+ * qemuTemplateRestoreCloneEnd:
+ * @tmpl: what qemuTemplateRestoreCloneBegin() returned, or NULL
+ *
+ * Ends what qemuTemplateRestoreCloneBegin() began. Call it with no domain
+ * locked.
+ */
+void
+qemuTemplateRestoreCloneEnd(virDomainObj **tmpl)
+{
+    if (!*tmpl)
+        return;
+
+    virObjectLock(*tmpl);
+    QEMU_DOMAIN_PRIVATE(*tmpl)->templateClonesStarting--;
+    virDomainObjEndAPI(tmpl);
+}
+
+
+/**
+ * qemuTemplateCheckRevert:
+ * @vm: domain object
+ * @def: definition of the snapshot @vm reverts to, or NULL
+ *
+ * Refuses reverting @vm to a snapshot whose definition maps the memory of
+ * a template that @vm does not map: a redefined snapshot would give @vm a
+ * template whose access was never checked.
+ *
+ * Returns 0 if allowed, -1 with an error reported.
+ */
+int
+qemuTemplateCheckRevert(virDomainObj *vm,
+                        const virDomainDef *def)
+{
+    if (!def || !qemuTemplateIsClone(def))
+        return 0;
+
+    if (qemuTemplateIsClone(vm->def) &&
+        STREQ(vm->def->mem.tmpl->path, def->mem.tmpl->path))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("the snapshot maps the memory of a template that domain '%1$s' is no clone of"),
+                   vm->def->name);
+    return -1;
 }
 
 
@@ -635,20 +804,33 @@ qemuTemplateCheckCloneSource(const virDomainDef *def)
 }
 
 
-/* While the template exists its disk images are the base of every clone's
- * overlay: nobody may write them, not even the domain they came from, and
- * the group QEMU runs as reads them (clones' DAC labels give them that
- * group, see qemuTemplateCloneCreateOverlays()). Released, they get back
- * the write and group read permissions they had. The files are those of
- * the record, which the daemon wrote in its own directory, whatever the
- * domain's definition says now; only these permission bits are changed,
- * by descriptor, and only on the file recorded: the daemon acts as root on
- * files anyone could replace. */
-static int
-qemuTemplateBasesSetWritable(const char *dir,
-                             bool writable)
+/* The group QEMU runs as for @def, which may read the template's files. */
+static gid_t
+qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
+                      virDomainDef *def)
 {
-    const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
+    g_autoptr(virStorageSource) src = virStorageSourceNew();
+    gid_t gid;
+
+    qemuDomainGetImageIds(cfg, def, src, NULL, NULL, &gid);
+    return gid;
+}
+
+
+typedef int (*qemuTemplateBaseFunc)(int fd,
+                                    const char *path,
+                                    const struct stat *sb,
+                                    xmlNodePtr node,
+                                    void *opaque);
+
+/* Calls @func on each disk image of the record in @dir, open as @fd: the
+ * daemon acts as root on files anyone could replace, so only by
+ * descriptor, and only on the file recorded (same device and inode). */
+static int
+qemuTemplateBasesForEach(const char *dir,
+                         qemuTemplateBaseFunc func,
+                         void *opaque)
+{
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
@@ -659,12 +841,10 @@ qemuTemplateBasesSetWritable(const char *dir,
 
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = NULL;
-        unsigned int recorded;
         unsigned long long dev;
         unsigned long long ino;
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
-        mode_t mode;
 
         if (!virXMLNodeNameEqual(nodes[i], "base"))
             continue;
@@ -675,8 +855,7 @@ qemuTemplateBasesSetWritable(const char *dir,
             return -1;
         }
 
-        if (virXMLPropUInt(nodes[i], "mode", 8, VIR_XML_PROP_REQUIRED, &recorded) < 0 ||
-            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
+        if (virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
             virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0)
             return -1;
 
@@ -696,13 +875,97 @@ qemuTemplateBasesSetWritable(const char *dir,
             continue;
         }
 
-        mode = (sb.st_mode & ~bits) | (writable ? recorded & bits : S_IRGRP);
-
-        if (fchmod(fd, mode & 07777) < 0) {
-            virReportSystemError(errno, _("unable to change the mode of template base '%1$s'"),
-                                 path);
+        if (func(fd, path, &sb, nodes[i], opaque) < 0)
             return -1;
-        }
+    }
+
+    return 0;
+}
+
+
+struct qemuTemplateBasesProtectData {
+    virQEMUDriver *driver;
+    virDomainObj *vm;
+    gid_t gid;
+};
+
+static int
+qemuTemplateBaseProtect(int fd,
+                        const char *path,
+                        const struct stat *sb,
+                        xmlNodePtr node G_GNUC_UNUSED,
+                        void *opaque)
+{
+    struct qemuTemplateBasesProtectData *data = opaque;
+    const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
+
+    /* as protected before a daemon restart */
+    if (qemuTemplateIsImmutable(fd))
+        return 0;
+
+    if (fchown(fd, geteuid(), data->gid) < 0 ||
+        fchmod(fd, ((sb->st_mode & ~bits) | S_IRGRP) & 07777) < 0) {
+        virReportSystemError(errno, _("unable to make template base '%1$s' read-only"),
+                             path);
+        return -1;
+    }
+
+    if (qemuSecurityDomainSetPathLabelRO(data->driver, data->vm, path) < 0)
+        return -1;
+
+    return qemuTemplateSetImmutable(fd, path, true);
+}
+
+
+/* While the template exists its disk images are the base of every clone's
+ * overlay: nobody may write them, not even the domain they came from. They
+ * become the daemon's, readable by the group QEMU runs as, get the
+ * read-only label all domains share and are made immutable, so that no
+ * domain naming them as a disk can take them over: the clones' chains
+ * then neither chown nor relabel them (qemuTemplateCloneCreateOverlays()).
+ * The files are those of the record, which the daemon wrote in its own
+ * directory, whatever the domain's definition says now. */
+static int
+qemuTemplateBasesProtect(virQEMUDriver *driver,
+                         virDomainObj *vm)
+{
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    struct qemuTemplateBasesProtectData data = {
+        .driver = driver,
+        .vm = vm,
+        .gid = qemuTemplateQEMUGroup(cfg, vm->def),
+    };
+
+    return qemuTemplateBasesForEach(vm->def->mem.tmpl->path,
+                                    qemuTemplateBaseProtect, &data);
+}
+
+
+static int
+qemuTemplateBaseRelease(int fd,
+                        const char *path,
+                        const struct stat *sb,
+                        xmlNodePtr node,
+                        void *opaque G_GNUC_UNUSED)
+{
+    const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
+    unsigned int mode;
+    unsigned int owner;
+    unsigned int group;
+
+    if (virXMLPropUInt(node, "mode", 8, VIR_XML_PROP_REQUIRED, &mode) < 0 ||
+        virXMLPropUInt(node, "owner", 10, VIR_XML_PROP_REQUIRED, &owner) < 0 ||
+        virXMLPropUInt(node, "group", 10, VIR_XML_PROP_REQUIRED, &group) < 0)
+        return -1;
+
+    if (qemuTemplateSetImmutable(fd, path, false) < 0)
+        return -1;
+
+    if (fchown(fd, owner, group) < 0 ||
+        fchmod(fd, ((sb->st_mode & ~bits) | (mode & bits)) & 07777) < 0) {
+        virReportSystemError(errno, _("unable to give back template base '%1$s'"),
+                             path);
+        return -1;
     }
 
     return 0;
@@ -719,7 +982,8 @@ qemuTemplateRecordRelease(const virDomainDef *def)
     if (!virFileExists(path))
         return 0;
 
-    if (qemuTemplateBasesSetWritable(def->mem.tmpl->path, true) < 0)
+    if (qemuTemplateBasesForEach(def->mem.tmpl->path,
+                                 qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
     if (unlink(path) < 0 && errno != ENOENT) {
@@ -868,7 +1132,7 @@ qemuTemplateLoad(virDomainObj *vm,
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
 
         if (vm->hasTemplate) {
-            if (qemuTemplateBasesSetWritable(dir, false) < 0)
+            if (qemuTemplateBasesProtect(driver, vm) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
             qemuTemplateRemoveStrayOverlays(driver, dir);
@@ -915,7 +1179,7 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
     if (rc > 0 && (rc = virDirRead(dirp, &ent, area)) != 0) {
         if (rc > 0)
             virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones and remove the overlays of saved clones first"),
+                           _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones first; those of saved clones go with VIR_DOMAIN_TEMPLATE_REMOVE_SAVED_CLONES"),
                            vm->def->name, area, ent->d_name);
         return -1;
     }
@@ -926,7 +1190,6 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
 
 /**
  * qemuTemplateDiscard:
- * @driver: qemu driver
  * @vm: inactive domain holding a template
  *
  * Removes the template image and the RAM files of @vm and gives its disk
@@ -935,8 +1198,7 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
  * Returns 0 on success, -1 with an error reported.
  */
 int
-qemuTemplateDiscard(virQEMUDriver *driver,
-                    virDomainObj *vm)
+qemuTemplateDiscard(virDomainObj *vm)
 {
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
@@ -958,9 +1220,44 @@ qemuTemplateDiscard(virQEMUDriver *driver,
     if (rmdir(area) < 0 && errno != ENOENT)
         VIR_WARN("Unable to remove '%s': %s", area, g_strerror(errno));
 
-    qemuTemplateMemoryRemove(driver, vm->def);
+    qemuTemplateMemoryRemove(vm->def);
 
     return 0;
+}
+
+
+/* Removes the overlays kept for saved clones of the template in @dir:
+ * those whose directory in the clone area has the saved mark and whose
+ * clone does not run. Restores of clones count as starting clones, which
+ * the caller refused. */
+static int
+qemuTemplateRemoveSavedClones(virQEMUDriver *driver,
+                              const char *dir)
+{
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autofree char *area = qemuTemplateCloneArea(dir);
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    int rc;
+
+    if ((rc = virDirOpenIfExists(&dirp, area)) <= 0)
+        return rc;
+
+    while ((rc = virDirRead(dirp, &ent, area)) > 0) {
+        g_autofree char *status = g_strdup_printf("%s/%s.xml", cfg->stateDir,
+                                                  ent->d_name);
+        g_autofree char *saved = g_strdup_printf("%s/%s", ent->d_name,
+                                                 QEMU_TEMPLATE_SAVED_MARK);
+
+        if (virFileExists(status) ||
+            faccessat(dirfd(dirp), saved, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+
+        VIR_INFO("Removing overlays of saved clone '%s'", ent->d_name);
+        qemuTemplateRemoveCloneDirAt(dirfd(dirp), ent->d_name);
+    }
+
+    return rc;
 }
 
 
@@ -968,6 +1265,7 @@ qemuTemplateDiscard(virQEMUDriver *driver,
  * qemuTemplateRemove:
  * @driver: qemu driver
  * @vm: domain object
+ * @flags: bitwise-OR of virDomainTemplateRemoveFlags
  *
  * Removes the template @vm holds, as virDomainTemplateRemove() asks.
  *
@@ -975,8 +1273,10 @@ qemuTemplateDiscard(virQEMUDriver *driver,
  */
 int
 qemuTemplateRemove(virQEMUDriver *driver,
-                   virDomainObj *vm)
+                   virDomainObj *vm,
+                   unsigned int flags)
 {
+    qemuDomainObjPrivate *priv = vm->privateData;
     int ret = -1;
 
     if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
@@ -988,7 +1288,19 @@ qemuTemplateRemove(virQEMUDriver *driver,
         goto endjob;
     }
 
-    ret = qemuTemplateDiscard(driver, vm);
+    if (flags & VIR_DOMAIN_TEMPLATE_REMOVE_SAVED_CLONES) {
+        if (priv->templateClonesStarting > 0) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("clones of template '%1$s' are being started"),
+                           vm->def->name);
+            goto endjob;
+        }
+
+        if (qemuTemplateRemoveSavedClones(driver, vm->def->mem.tmpl->path) < 0)
+            goto endjob;
+    }
+
+    ret = qemuTemplateDiscard(vm);
 
  endjob:
     virDomainObjEndJob(vm);
@@ -1115,16 +1427,24 @@ qemuTemplateSync(virQEMUDriver *driver,
 }
 
 
-/* The group QEMU runs as for @def, which may read the template's files. */
-static gid_t
-qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
-                      virDomainDef *def)
+/* Whether the security driver @model labels the domains' files. */
+static bool
+qemuTemplateHasSecurityModel(virQEMUDriver *driver,
+                             const char *model)
 {
-    g_autoptr(virStorageSource) src = virStorageSourceNew();
-    gid_t gid;
+    g_autofree virSecurityManager **mgrs = NULL;
+    bool found = false;
+    size_t i;
 
-    qemuDomainGetImageIds(cfg, def, src, NULL, NULL, &gid);
-    return gid;
+    qemuSecurityStackLock(driver->securityManager);
+    if ((mgrs = qemuSecurityGetNested(driver->securityManager))) {
+        for (i = 0; mgrs[i]; i++) {
+            if (STREQ(qemuSecurityGetModel(mgrs[i]), model))
+                found = true;
+        }
+    }
+    qemuSecurityStackUnlock(driver->securityManager);
+    return found;
 }
 
 
@@ -1142,30 +1462,68 @@ qemuTemplateSetDACLabel(virStorageSource *src,
 }
 
 
-/* Makes the RAM file @path, found in the directory the daemon took, the
- * daemon's and read-only to the group QEMU runs as (@gid): clones map it
- * read-only, and no QEMU may change it. By descriptor, so that it is the
- * file checked. */
+/* What qemuTemplateSetAccess() took from the producer, by descriptor, to
+ * give it back if template-create fails. */
+typedef struct {
+    int dirfd;
+    struct stat dir;            /* owner and mode before */
+    size_t nfiles;
+    char **paths;
+    int *fds;
+    struct stat *files;
+} qemuTemplateAccess;
+
+
+static void
+qemuTemplateAccessClear(qemuTemplateAccess *access)
+{
+    size_t i;
+
+    VIR_FORCE_CLOSE(access->dirfd);
+    for (i = 0; i < access->nfiles; i++) {
+        VIR_FORCE_CLOSE(access->fds[i]);
+        g_free(access->paths[i]);
+    }
+    g_clear_pointer(&access->paths, g_free);
+    g_clear_pointer(&access->fds, g_free);
+    g_clear_pointer(&access->files, g_free);
+    access->nfiles = 0;
+}
+
+
+/* Makes the RAM file @path, found as @sb in the directory the daemon took,
+ * the daemon's and read-only to the group QEMU runs as (@gid): clones map
+ * it read-only, and no QEMU may change it. By descriptor, so that it is
+ * the file checked; the descriptor goes to @access. */
 static int
-qemuTemplateSetRAMFileOwner(const char *path,
+qemuTemplateSetRAMFileOwner(qemuTemplateAccess *access,
+                            const char *path,
                             const struct stat *sb,
                             gid_t gid)
 {
-    VIR_AUTOCLOSE fd = -1;
+    int fd;
     struct stat fdsb;
 
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-        fstat(fd, &fdsb) < 0) {
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0) {
         virReportSystemError(errno, _("unable to open template RAM file '%1$s'"), path);
         return -1;
     }
 
-    if (fdsb.st_dev != sb->st_dev || fdsb.st_ino != sb->st_ino) {
+    if (fstat(fd, &fdsb) < 0 ||
+        fdsb.st_dev != sb->st_dev || fdsb.st_ino != sb->st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("template RAM file '%1$s' was replaced during template-create"),
                        path);
+        VIR_FORCE_CLOSE(fd);
         return -1;
     }
+
+    access->paths = g_renew(char *, access->paths, access->nfiles + 1);
+    access->fds = g_renew(int, access->fds, access->nfiles + 1);
+    access->files = g_renew(struct stat, access->files, access->nfiles + 1);
+    access->paths[access->nfiles] = g_strdup(path);
+    access->fds[access->nfiles] = fd;
+    access->files[access->nfiles++] = fdsb;
 
     if (fchown(fd, geteuid(), gid) < 0 ||
         fchmod(fd, S_IRUSR | S_IRGRP) < 0) {
@@ -1216,16 +1574,42 @@ qemuTemplateCheckDirEntries(const char *dir,
 }
 
 
-/* Gives the template directory back to its owner when template-create
- * fails after qemuTemplateSetAccess(). */
+/* Gives the template directory and its RAM files back to the producer,
+ * owners, modes and labels, when template-create fails after
+ * qemuTemplateSetAccess(): its QEMU runs on. The RAM files first, while
+ * the directory is still the daemon's and nothing can replace them. */
 static void
-qemuTemplateGiveBackDir(const char *dir,
-                        const struct stat *was)
+qemuTemplateGiveBack(virQEMUDriver *driver,
+                     virDomainObj *vm,
+                     qemuTemplateAccess *access)
 {
-    if (chown(dir, was->st_uid, was->st_gid) < 0 ||
-        chmod(dir, was->st_mode & 07777) < 0)
-        VIR_WARN("Unable to give back template directory '%s': %s",
-                 dir, g_strerror(errno));
+    const char *dir = vm->def->mem.tmpl->path;
+    virErrorPtr orig_err;
+    size_t i;
+
+    virErrorPreserveLast(&orig_err);
+
+    for (i = 0; i < access->nfiles; i++) {
+        if (qemuTemplateSetImmutable(access->fds[i], access->paths[i], false) < 0)
+            VIR_WARN("Unable to give back template RAM file '%s'", access->paths[i]);
+        if (fchown(access->fds[i], access->files[i].st_uid, access->files[i].st_gid) < 0 ||
+            fchmod(access->fds[i], access->files[i].st_mode & 07777) < 0)
+            VIR_WARN("Unable to give back template RAM file '%s': %s",
+                     access->paths[i], g_strerror(errno));
+        if (qemuSecurityDomainSetPathLabel(driver, vm, access->paths[i], false) < 0)
+            VIR_WARN("Unable to relabel template RAM file '%s'", access->paths[i]);
+    }
+
+    if (access->dirfd >= 0) {
+        if (fchown(access->dirfd, access->dir.st_uid, access->dir.st_gid) < 0 ||
+            fchmod(access->dirfd, access->dir.st_mode & 07777) < 0)
+            VIR_WARN("Unable to give back template directory '%s': %s",
+                     dir, g_strerror(errno));
+        if (qemuSecurityDomainSetPathLabel(driver, vm, dir, true) < 0)
+            VIR_WARN("Unable to relabel template directory '%s'", dir);
+    }
+
+    virErrorRestore(&orig_err);
 }
 
 
@@ -1245,40 +1629,42 @@ qemuTemplateGiveBackDir(const char *dir,
  * in the directory then: the producer's QEMU could have left links where
  * the daemon is about to write as root.
  *
- * @was is filled with the directory's owner and mode before. */
+ * What was taken goes to @access, which the caller clears; if it fails
+ * later, qemuTemplateGiveBack() gives it back. */
 static int
 qemuTemplateSetAccess(virQEMUDriver *driver,
                       virDomainObj *vm,
-                      struct stat *was)
+                      qemuTemplateAccess *access)
 {
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
     const char *dir = vm->def->mem.tmpl->path;
     g_auto(GStrv) files = NULL;
-    VIR_AUTOCLOSE dirfd = -1;
+    int dirfd;
     char **file;
     struct stat sb;
     gid_t gid = qemuTemplateQEMUGroup(cfg, vm->def);
 
-    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-        fstat(dirfd, was) < 0) {
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0) {
         virReportSystemError(errno, _("unable to open template directory '%1$s'"), dir);
         return -1;
     }
 
-    if (fchown(dirfd, geteuid(), getegid()) < 0) {
-        virReportSystemError(errno, _("unable to take ownership of template directory '%1$s'"),
-                             dir);
+    if (fstat(dirfd, &access->dir) < 0) {
+        virReportSystemError(errno, _("unable to stat template directory '%1$s'"), dir);
+        VIR_FORCE_CLOSE(dirfd);
         return -1;
     }
+    access->dirfd = dirfd;
 
-    if (fchmod(dirfd, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
-        virReportSystemError(errno, _("unable to change the mode of template directory '%1$s'"),
+    if (fchown(dirfd, geteuid(), getegid()) < 0 ||
+        fchmod(dirfd, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
+        virReportSystemError(errno, _("unable to take template directory '%1$s'"),
                              dir);
         goto error;
     }
 
     if (lstat(dir, &sb) < 0 ||
-        sb.st_dev != was->st_dev || sb.st_ino != was->st_ino) {
+        sb.st_dev != access->dir.st_dev || sb.st_ino != access->dir.st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("template directory '%1$s' was replaced during template-create"),
                        dir);
@@ -1286,7 +1672,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     }
 
     if (!(files = qemuTemplateMemoryFiles(driver, vm->def)) ||
-        qemuTemplateCheckDirEntries(dir, was, files) < 0)
+        qemuTemplateCheckDirEntries(dir, &access->dir, files) < 0)
         goto error;
 
     for (file = files; *file; file++) {
@@ -1297,8 +1683,9 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
             goto error;
         }
 
-        if (qemuTemplateSetRAMFileOwner(*file, &sb, gid) < 0 ||
-            qemuSecurityDomainSetPathLabelRO(driver, vm, *file) < 0)
+        if (qemuTemplateSetRAMFileOwner(access, *file, &sb, gid) < 0 ||
+            qemuSecurityDomainSetPathLabelRO(driver, vm, *file) < 0 ||
+            qemuTemplateSetImmutable(access->fds[access->nfiles - 1], *file, true) < 0)
             goto error;
     }
 
@@ -1308,7 +1695,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     return 0;
 
  error:
-    qemuTemplateGiveBackDir(dir, was);
+    qemuTemplateGiveBack(driver, vm, access);
     return -1;
 }
 
@@ -1340,8 +1727,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     bool was_running = false;
     bool dirTaken = false;
     bool recorded = false;
-    struct stat dirWas;
-    VIR_AUTOCLOSE dirfd = -1;
+    qemuTemplateAccess access = { .dirfd = -1 };
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
@@ -1409,7 +1795,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
                                     QEMU_SAVE_FORMAT_RAW, driver->xmlopt)))
         goto endjob;
 
-    if (qemuTemplateSetAccess(driver, vm, &dirWas) < 0)
+    if (qemuTemplateSetAccess(driver, vm, &access) < 0)
         goto endjob;
     dirTaken = true;
 
@@ -1420,7 +1806,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     recorded = true;
 
-    if (qemuTemplateBasesSetWritable(vm->def->mem.tmpl->path, false) < 0)
+    if (qemuTemplateBasesProtect(driver, vm) < 0)
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -1431,8 +1817,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     vm->hasTemplate = true;
 
     /* The image's name, not only its content, must survive a host crash. */
-    if ((dirfd = open(vm->def->mem.tmpl->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-        fsync(dirfd) < 0)
+    if (fsync(access.dirfd) < 0)
         VIR_WARN("Unable to sync template directory '%s': %s",
                  vm->def->mem.tmpl->path, g_strerror(errno));
 
@@ -1459,7 +1844,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
         }
 
         if (dirTaken)
-            qemuTemplateGiveBackDir(vm->def->mem.tmpl->path, &dirWas);
+            qemuTemplateGiveBack(driver, vm, &access);
 
         if (was_running && virDomainObjIsActive(vm)) {
             virErrorPtr orig_err;
@@ -1479,6 +1864,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
             virErrorRestore(&orig_err);
         }
     }
+    qemuTemplateAccessClear(&access);
     virDomainObjEndAsyncJob(vm);
     virQEMUSaveDataFree(data);
     virObjectEventStateQueue(driver->domainEventState, event);
@@ -1849,6 +2235,35 @@ qemuTemplateOutsideOverlaysRelease(qemuTemplateOutsideOverlays *outside,
 }
 
 
+/* The size a clone's overlay of @base gets, from the header libvirt
+ * probed, or the file's size for a raw base. */
+static int
+qemuTemplateBaseCapacity(virStorageSource *base,
+                         unsigned long long *capacity)
+{
+    struct stat sb;
+
+    if (base->format != VIR_STORAGE_FILE_RAW) {
+        if (base->capacity == 0) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("unable to read the size of template disk '%1$s'"),
+                           base->path);
+            return -1;
+        }
+        *capacity = base->capacity;
+        return 0;
+    }
+
+    if (stat(base->path, &sb) < 0) {
+        virReportSystemError(errno, _("unable to stat template disk '%1$s'"),
+                             base->path);
+        return -1;
+    }
+    *capacity = sb.st_size;
+    return 0;
+}
+
+
 /* Puts a new qcow2 overlay on each of the template's disk images that
  * clones share as their read-only base. The overlay goes where the clone's
  * XML puts the disk if that differs from the template, else in the clone's
@@ -1865,6 +2280,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                                  (unsigned int) qemuTemplateQEMUGroup(cfg, def));
     g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path,
                                                      def->name);
+    bool selinux = qemuTemplateHasSecurityModel(driver, "selinux");
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     size_t ncreated = 0;
     bool dirMade = false;
@@ -1889,6 +2305,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         g_autofree char *link = NULL;
         g_autofree char *parent = NULL;
         g_autofree char *name = NULL;
+        unsigned long long capacity;
         int parentfd;
         virStorageSource *n;
 
@@ -1953,17 +2370,6 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             goto cleanup;
         }
 
-        /* Formatted through the file created above: its path may be in a
-         * directory that others can change. */
-        cmd = virCommandNewArgList("qemu-img", "create", "-q", "-f", "qcow2",
-                                   "-F", virStorageFileFormatTypeToString(base->format),
-                                   "-b", base->path, NULL);
-        virCommandAddArgFormat(cmd, "/dev/fd/%d", fd);
-        virCommandPassFD(cmd, fd, VIR_COMMAND_PASS_FD_CLOSE_PARENT);
-        fd = -1;
-        if (virCommandRun(cmd, NULL) < 0)
-            goto cleanup;
-
         /* Clones share the base and its backing chain: QEMU must not lock
          * them for writing, and the DAC driver must not give them to the
          * user QEMU runs as. The image keeps no chain: detect it here, or
@@ -1971,11 +2377,38 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         overlay->backingStore = virStorageSourceCopy(base, false);
         if (virStorageSourceGetMetadata(overlay->backingStore, -1, -1,
                                         QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH,
-                                        true) < 0)
+                                        true) < 0 ||
+            qemuTemplateBaseCapacity(overlay->backingStore, &capacity) < 0) {
+            VIR_FORCE_CLOSE(fd);
             goto cleanup;
+        }
+
+        /* Formatted through the file created above: its path may be in a
+         * directory that others can change. The base was written by the
+         * producer's QEMU: -u keeps root's qemu-img from opening it and
+         * following whatever backing names it holds. */
+        cmd = virCommandNewArgList("qemu-img", "create", "-q", "-u", "-f", "qcow2",
+                                   "-F", virStorageFileFormatTypeToString(base->format),
+                                   "-b", base->path, NULL);
+        virCommandAddArgFormat(cmd, "/dev/fd/%d", fd);
+        virCommandAddArgFormat(cmd, "%llu", capacity);
+        virCommandPassFD(cmd, fd, VIR_COMMAND_PASS_FD_CLOSE_PARENT);
+        fd = -1;
+        if (virCommandRun(cmd, NULL) < 0)
+            goto cleanup;
+
         for (n = overlay->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
             n->readonly = true;
             qemuTemplateSetDACLabel(n, baseOwner);
+        }
+        /* The base itself has the shared read-only label already and is
+         * immutable (qemuTemplateBasesProtect()): relabelling it would fail. */
+        if (selinux) {
+            virSecurityDeviceLabelDef *seclabel = virSecurityDeviceLabelDefNew("selinux");
+
+            seclabel->relabel = false;
+            VIR_APPEND_ELEMENT(overlay->backingStore->seclabels,
+                               overlay->backingStore->nseclabels, seclabel);
         }
         virObjectUnref(disk->src);
         disk->src = g_steal_pointer(&overlay);

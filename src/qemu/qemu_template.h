@@ -36,12 +36,12 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
                           const char *path,
                           virQEMUSaveData *data);
 
-virDomainObj *
-qemuTemplateFindOfClone(virQEMUDriver *driver,
-                        const virDomainDef *def);
-
 int
 qemuTemplateCheckCloneSource(const virDomainDef *def);
+
+int
+qemuTemplateCheckRevert(virDomainObj *vm,
+                        const virDomainDef *def);
 
 int
 qemuTemplateCheckBlockCommit(virDomainObj *vm,
@@ -59,8 +59,7 @@ qemuTemplateMemoryFiles(virQEMUDriver *driver,
                         const virDomainDef *def);
 
 void
-qemuTemplateMemoryRemove(virQEMUDriver *driver,
-                         const virDomainDef *def);
+qemuTemplateMemoryRemove(const virDomainDef *def);
 
 char *
 qemuTemplateImagePath(const virDomainDef *def);
@@ -73,12 +72,12 @@ int
 qemuTemplateCheckDiscard(virDomainObj *vm);
 
 int
-qemuTemplateDiscard(virQEMUDriver *driver,
-                    virDomainObj *vm);
+qemuTemplateDiscard(virDomainObj *vm);
 
 int
 qemuTemplateRemove(virQEMUDriver *driver,
-                   virDomainObj *vm);
+                   virDomainObj *vm,
+                   unsigned int flags);
 
 int
 qemuTemplateCreate(virQEMUDriver *driver,
@@ -86,6 +85,15 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
 typedef int (*qemuTemplateEnsureACL)(virConnectPtr conn,
                                      virDomainDef *def);
+
+virDomainObj *
+qemuTemplateRestoreCloneBegin(virConnectPtr conn,
+                              virQEMUDriver *driver,
+                              const virDomainDef *def,
+                              qemuTemplateEnsureACL ensureACL);
+
+void
+qemuTemplateRestoreCloneEnd(virDomainObj **tmpl);
 
 void
 qemuTemplateCloneRemoveOverlays(virDomainObj *vm);

@@ -30,12 +30,16 @@ tn=$(field n "$last")
 [ "$(head -c 16 "$base")" = "$(field disk "$last")" ] ||
     fail "the base does not hold the template's last record: $(head -c 16 "$base")"
 [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: mode $(stat -c %a "$base")"
-grep -q "<base .*mode='0640' path='$base'/>" "$dir/template.files" ||
+grep -q "<base .*mode='0640' .*path='$base'/>" "$dir/template.files" ||
     fail "the template record does not list the base: $(cat "$dir/template.files")"
 [ "$(stat -c %U:%G:%a "$dir/pc.ram")" = "root:$QEMU_GROUP:440" ] ||
     fail "the RAM file is $(stat -c %U:%G:%a "$dir/pc.ram"), not root:$QEMU_GROUP:440"
 [ "$(stat -c %a:%u "$dir")" = "711:$(id -u)" ] ||
     fail "the template directory is not the daemon's: mode:owner $(stat -c %a:%u "$dir")"
+# Immutable: no domain naming them as its disk could chown or write them.
+for f in "$base" "$dir/pc.ram"; do
+    lsattr "$f" | cut -d' ' -f1 | grep -q i || fail "$f is not immutable: $(lsattr "$f")"
+done
 base_sum=$(sha256sum "$base" | cut -d' ' -f1)
 echo "template: base read-only (440, was 640), holding the template's record $(field disk "$last"); directory the daemon's (711)"
 
@@ -107,8 +111,17 @@ for c in $clones; do
     qemu-img convert -U -f qcow2 -O raw "$(overlay_of $c)" "$E2E_DIR/$c-disk.raw"
     record=$(head -c 16 "$E2E_DIR/$c-disk.raw")
     rm -f "$E2E_DIR/$c-disk.raw"
-    tr -d '\r' <"$E2E_DIR/$c.console" | grep '^HEARTBEAT' | awk -v n="$tn" '{ split($2, a, "="); if (a[2] > n) print }' |
-        grep -q " rand=$record\$" || fail "$c's overlay holds $record, which $c never wrote"
+    # The guest writes its record before it prints it: wait for the line.
+    wrote=""
+    for _ in $(seq 1 50); do
+        if tr -d '\r' <"$E2E_DIR/$c.console" | grep '^HEARTBEAT' |
+           awk -v n="$tn" '{ split($2, a, "="); if (a[2] > n) print }' | grep -q " rand=$record\$"; then
+            wrote=yes
+            break
+        fi
+        sleep 0.2
+    done
+    [ -n "$wrote" ] || fail "$c's overlay holds $record, which $c never wrote"
 done
 [ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "the base changed while clones ran"
 echo "overlays: each holds its clone's own record; base unchanged"
@@ -120,8 +133,12 @@ expect_error "blockcommit into the template's base" "can't be committed into its
 [ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ] || fail "a refused blockcommit changed the base"
 [ "$(stat -c %U "$base")" = root ] || fail "a refused blockcommit gave the base to $(stat -c %U "$base")"
 
-# A base written behind libvirt's back: clones are refused.
+# A base written behind libvirt's back (the immutable flag cleared by an
+# administrator): clones are refused.
+touch "$base" 2>/dev/null && fail "root could touch the immutable base"
+chattr -i "$base"
 refused_if_touched $tmpl "$base" "template disk image written behind libvirt"
+chattr +i "$base"
 # A template directory given to another user, who could swap what is in it.
 chown nobody "$dir"
 expect_error "template directory given away" "is not owned by the daemon" \

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A template no clone can damage: clones that overwrite all of their RAM
-# leave the template's files byte-identical; RAM files replaced or written
-# behind libvirt's back are refused before any clone starts.
+# leave the template's files byte-identical; RAM files are immutable, and
+# replaced or written behind libvirt's back (once an administrator cleared
+# the flag) are refused before any clone starts.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -52,7 +53,18 @@ done
 echo "template RAM file and image byte-identical after 2 clones overwrote all their RAM"
 fault "clones overwriting all their RAM" 2 2 0
 
-# A RAM file replaced by a copy (another inode), then written to.
+# The RAM file is immutable: not even root writes, renames or chowns it,
+# so no other domain naming it as a disk or memory device can.
+lsattr "$dir/pc.ram" | cut -d' ' -f1 | grep -q i || fail "the RAM file is not immutable: $(lsattr "$dir/pc.ram")"
+if printf '\377' | dd of="$dir/pc.ram" bs=1 seek=4096 conv=notrunc 2>/dev/null ||
+   chown "$QEMU_USER" "$dir/pc.ram" 2>/dev/null || mv "$dir/pc.ram" "$dir/pc.ram.orig" 2>/dev/null; then
+    fail "root could change the immutable RAM file"
+fi
+echo "the RAM file is immutable: write, chown and rename refused to root"
+
+# What an administrator can still do: clear the flag, then replace the
+# RAM file by a copy (another inode), or write to it.
+chattr -i "$dir/pc.ram"
 mv "$dir/pc.ram" "$dir/pc.ram.orig"
 cp "$dir/pc.ram.orig" "$dir/pc.ram"
 expect_error "RAM file replaced by a copy" "was changed after the template was created" \
@@ -66,6 +78,7 @@ expect_error "RAM file written" "was changed after the template was created" \
 printf "\\$(printf %o 0x$byte)" | dd of="$dir/pc.ram" bs=1 seek=4096 conv=notrunc 2>/dev/null
 touch -d "$mtime" "$dir/pc.ram"
 [ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "could not restore the RAM file"
+chattr +i "$dir/pc.ram"
 if virsh list --name | grep -q "^$tmpl-clone"; then
     fail "a refused clone runs"
 fi
@@ -76,4 +89,7 @@ fault "template RAM file changed behind libvirt" 2 2 0
 virsh clone-from-template $tmpl --name $tmpl-clone-3 >/dev/null || fail "clone of the restored template failed"
 heartbeat_after "$E2E_DIR/$tmpl-clone-3.console" "$tn" 60 >/dev/null || fail "$tmpl-clone-3 does not run"
 virsh destroy $tmpl-clone-3 >/dev/null
+# Removing the template clears the flag it set.
+virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+[ ! -e "$dir" ] || fail "template directory left: $(ls -A "$dir")"
 echo "PASS: template files untouched by clones; changed files refused"

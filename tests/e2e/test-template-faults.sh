@@ -183,7 +183,12 @@ chown "$QEMU_USER:$QEMU_GROUP" "$mnt/pc.ram"
 rm -f "$E2E_DIR/$tmpl.console"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT .* checks=[1-9]' 120 >/dev/null || fail "the producer on tmpfs did not come up"
+owners=$(stat -c '%n %U:%G %a' "$mnt" "$mnt/pc.ram")
 expect_error "template-create on a full disk" "No space left on device" virsh template-create $tmpl
+# template-create took the directory and the RAM file: given back
+[ "$(stat -c '%n %U:%G %a' "$mnt" "$mnt/pc.ram")" = "$owners" ] ||
+    fail "not given back after a failed template-create: $(stat -c '%n %U:%G %a' "$mnt" "$mnt/pc.ram"), was $owners"
+lsattr "$mnt/pc.ram" | cut -d' ' -f1 | grep -q i && fail "the RAM file stays immutable after a failed template-create"
 [ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after a failed template-create"
 [ -z "$(ls "$mnt" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt")"
 virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"

@@ -4,7 +4,9 @@
 # through save-image-define; removing the template gives its permissions
 # back only to the disk images it recorded, not to a disk attached to the
 # definition since, nor to another file put in place of a base. An
-# undefine refused for another reason (NVRAM) keeps the template.
+# undefine refused for another reason (NVRAM) keeps the template. Clones
+# cannot be defined; a saved clone's overlay keeps the template until
+# template-remove --saved-clones drops it.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -14,7 +16,9 @@ base="$E2E_DIR/$tmpl-base.img"
 extra="$E2E_DIR/$tmpl-extra.img"
 nvram="$E2E_DIR/$tmpl.nvram"
 cleanup() {
+    virsh destroy $tmpl-saved >/dev/null 2>&1 || true
     virsh undefine --remove-template --nvram $tmpl >/dev/null 2>&1 || true
+    virsh template-remove --saved-clones $tmpl >/dev/null 2>&1 || true
     cleanup_template $tmpl
     rm -f "$base" "$extra" "$nvram"
 }
@@ -58,7 +62,9 @@ echo "a disk attached after template-create: left 640; the base: back to 640"
 virsh undefine $tmpl >/dev/null
 
 # 3. Another file put in place of the base: not the daemon's to change.
+# (The base is immutable: only an administrator clearing the flag can.)
 make_template
+chattr -i "$base"
 cp --preserve=mode "$base" "$base.new"
 mv "$base.new" "$base"
 virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
@@ -86,4 +92,33 @@ virsh destroy "$clone" >/dev/null
 virsh undefine --remove-template --nvram $tmpl >/dev/null || fail "undefine --remove-template --nvram failed"
 [ ! -e "$nvram" ] && [ ! -e "$dir" ] || fail "NVRAM or template directory left"
 echo "undefine refused for NVRAM: template kept and clonable; with --nvram: all removed"
+# 5. Clones stay transient: defining one would keep a mapping of the
+# template's memory beyond the access checked when it was cloned.
+rm -f "$base"
+make_template
+clone=$(virsh clone-from-template $tmpl --name $tmpl-saved --paused | head -n 1) ||
+    fail "clone-from-template failed"
+virsh dumpxml $clone >"$E2E_DIR/$clone.xml"
+expect_error "define of a clone" "is transient and cannot be defined" \
+    virsh define "$E2E_DIR/$clone.xml"
+# Its overlay was made without root's qemu-img opening the base: the size
+# comes from the base the daemon probed.
+[ "$(qemu-img info -U "$dir/clones/$clone/vda.qcow2" | sed -n 's/^virtual size: .*(\([0-9]*\) bytes)/\1/p' | head -n 1)" = \
+  "$(stat -c %s "$base")" ] || fail "the overlay does not have the size of its base"
+echo "define of a clone: refused; its overlay has the base's size"
+
+# 6. A saved clone's overlay blocks the template's removal until the
+# caller says to drop it; the clone's image then cannot be restored.
+virsh save $clone "$E2E_DIR/$clone.save" >/dev/null || fail "save of a clone failed"
+[ -f "$dir/clones/$clone/vda.qcow2" ] || fail "the saved clone's overlay is gone"
+expect_error "template-remove with a saved clone" "VIR_DOMAIN_TEMPLATE_REMOVE_SAVED_CLONES" \
+    virsh template-remove $tmpl
+virsh template-remove --saved-clones $tmpl >/dev/null || fail "template-remove --saved-clones failed"
+[ ! -e "$dir" ] || fail "template directory left: $(ls -AR "$dir")"
+[ "$(stat -c %a "$base")" = 640 ] || fail "the base did not get its mode back: $(stat -c %a "$base")"
+expect_error "restore of a clone of a removed template" "is a clone of no template that exists" \
+    virsh restore "$E2E_DIR/$clone.save"
+rm -f "$E2E_DIR/$clone.save"
+virsh undefine $tmpl >/dev/null
+echo "a saved clone's overlay: kept until template-remove --saved-clones, then restore refused"
 echo "PASS: the template image is recorded and kept; only recorded files get their permissions back"
