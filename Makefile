@@ -1,7 +1,7 @@
 # The two commands of this project: 'make demo' and 'make check'.
 # Everything else is a step of these.
 
-.PHONY: demo check build guest patches stop bench
+.PHONY: demo check build guest patches posting stop bench
 
 demo: build guest
 	./scripts/demo.sh
@@ -19,6 +19,11 @@ guest:
 # Regenerate patches/ from the commits in build/libvirt.
 patches:
 	./scripts/export-patches.sh
+
+# The posting form of the series, in build/posting (README.md); check it
+# with ./scripts/format-series.sh --check.
+posting:
+	./scripts/format-series.sh
 
 stop:
 	./run --stop

@@ -31,7 +31,6 @@ user = "$QEMU_USER"
 group = "$QEMU_GROUP"
 # The per-domain mount namespace fails here ("failed to umount devfs").
 namespaces = [ ]
-remember_owner = 0
 CONF
     if [ -n "${VIRTQEMUD_MEMORY_TEMPLATE_DIR:-}" ]; then
         echo "memory_template_dir = \"$VIRTQEMUD_MEMORY_TEMPLATE_DIR\"" >>"$ETC/qemu.conf"

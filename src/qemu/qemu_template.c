@@ -21,13 +21,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-# include <sys/ioctl.h>
-/* From linux/fs.h, which conflicts with sys/mount.h on glibc 2.36+ */
-# define FS_IOC_GETFLAGS _IOR('f', 1, long)
-# define FS_IOC_SETFLAGS _IOW('f', 2, long)
-# define FS_IMMUTABLE_FL 0x00000010
-#endif
 
 #define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
 #include "qemu_templatepriv.h"
@@ -176,71 +169,33 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
  * by anyone, root and a QEMU running as root included, and so by no domain
  * that names it as a disk or memory device, directly or through a link.
  * Filesystems without the flag keep the protection of owner and mode. */
-#ifdef __linux__
 static int
 qemuTemplateSetImmutable(int fd,
                          const char *path,
                          bool immutable)
 {
-    int attrs;
-
-    if (ioctl(fd, FS_IOC_GETFLAGS, &attrs) < 0) {
-        if (errno == ENOTTY || errno == EOPNOTSUPP) {
-            VIR_INFO("Filesystem of '%s' has no immutable flag", path);
-            return 0;
-        }
-        virReportSystemError(errno, _("unable to get the flags of '%1$s'"), path);
-        return -1;
-    }
-
-    if (!!(attrs & FS_IMMUTABLE_FL) == immutable)
+    if (virFileSetImmutable(fd, immutable) == 0)
         return 0;
 
-    if (immutable)
-        attrs |= FS_IMMUTABLE_FL;
-    else
-        attrs &= ~FS_IMMUTABLE_FL;
-
-    if (ioctl(fd, FS_IOC_SETFLAGS, &attrs) < 0) {
-        if (errno == ENOTTY || errno == EOPNOTSUPP) {
-            VIR_INFO("Filesystem of '%s' has no immutable flag", path);
-            return 0;
-        }
-        if (immutable)
-            virReportSystemError(errno, _("unable to make '%1$s' immutable"), path);
-        else
-            virReportSystemError(errno, _("unable to clear the immutable flag of '%1$s'"),
-                                 path);
-        return -1;
+    if (errno == ENOTTY || errno == EOPNOTSUPP || errno == ENOSYS) {
+        VIR_INFO("Filesystem of '%s' has no immutable flag", path);
+        return 0;
     }
 
-    return 0;
+    /* a daemon without CAP_LINUX_IMMUTABLE, in a container */
+    if (immutable && errno == EPERM) {
+        VIR_WARN("Unable to make '%s' immutable: only its owner and mode protect it",
+                 path);
+        return 0;
+    }
+
+    if (immutable)
+        virReportSystemError(errno, _("unable to make '%1$s' immutable"), path);
+    else
+        virReportSystemError(errno, _("unable to clear the immutable flag of '%1$s'"),
+                             path);
+    return -1;
 }
-
-
-static bool
-qemuTemplateIsImmutable(int fd)
-{
-    int attrs;
-
-    return ioctl(fd, FS_IOC_GETFLAGS, &attrs) == 0 && (attrs & FS_IMMUTABLE_FL);
-}
-#else /* !__linux__ */
-static int
-qemuTemplateSetImmutable(int fd G_GNUC_UNUSED,
-                         const char *path G_GNUC_UNUSED,
-                         bool immutable G_GNUC_UNUSED)
-{
-    return 0;
-}
-
-
-static bool
-qemuTemplateIsImmutable(int fd G_GNUC_UNUSED)
-{
-    return false;
-}
-#endif /* !__linux__ */
 
 
 /**
@@ -309,6 +264,8 @@ qemuTemplateMemoryRemove(const virDomainDef *def)
     const char *dir = def->mem.tmpl->path;
     g_autoptr(DIR) dirp = NULL;
     struct dirent *ent;
+    struct stat sb;
+    bool taken;
     int rc;
 
     if ((rc = virDirOpenIfExists(&dirp, dir)) <= 0) {
@@ -317,14 +274,22 @@ qemuTemplateMemoryRemove(const virDomainDef *def)
         return;
     }
 
+    /* Only the daemon makes files immutable, and only in the directory it
+     * took (qemuTemplateSetAccess()): in one the producer's QEMU owns, a
+     * link to another template's file could be waiting. */
+    taken = fstat(dirfd(dirp), &sb) == 0 && sb.st_uid == geteuid() &&
+            (sb.st_mode & 07777) == (S_IRWXU | S_IXGRP | S_IXOTH);
+
     /* A subdirectory (the clone area) is left: it is emptied and removed
      * with the template, and a template with clones is not discarded. */
     while ((rc = virDirRead(dirp, &ent, dir)) > 0) {
         g_autofree char *path = g_strdup_printf("%s/%s", dir, ent->d_name);
         VIR_AUTOCLOSE fd = -1;
 
-        if ((fd = openat(dirfd(dirp), ent->d_name,
+        if (taken &&
+            (fd = openat(dirfd(dirp), ent->d_name,
                          O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) >= 0 &&
+            fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
             qemuTemplateSetImmutable(fd, path, false) < 0) {
             VIR_WARN("Unable to remove '%s'", path);
             continue;
@@ -408,6 +373,21 @@ qemuTemplateFileIdentity(const struct stat *sb)
 }
 
 
+static void
+qemuTemplateRecordFormat(virBuffer *buf,
+                         const char *element,
+                         const struct stat *sb,
+                         const char *path)
+{
+    g_autofree char *identity = qemuTemplateFileIdentity(sb);
+
+    virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
+                      identity, sb->st_mode & 07777, (unsigned int) sb->st_uid,
+                      (unsigned int) sb->st_gid);
+    virBufferEscapeString(buf, " path='%s'/>\n", path);
+}
+
+
 /* Records the file at @path under the path @as, if given: the template
  * image is recorded before it is published under its name. */
 int
@@ -416,19 +396,82 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
                              const char *path,
                              const char *as)
 {
-    g_autofree char *identity = NULL;
+    VIR_AUTOCLOSE fd = -1;
     struct stat sb;
 
-    if (stat(path, &sb) < 0) {
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(fd, &sb) < 0) {
         virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
         return -1;
     }
 
-    identity = qemuTemplateFileIdentity(&sb);
-    virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
-                      identity, sb.st_mode & 07777, (unsigned int) sb.st_uid,
-                      (unsigned int) sb.st_gid);
-    virBufferEscapeString(buf, " path='%s'/>\n", as ? as : path);
+    qemuTemplateRecordFormat(buf, element, &sb, as ? as : path);
+    return 0;
+}
+
+
+/* Whether the QEMU process @pid has the file @file open. Returns 1 if it
+ * has, 0 if not, -1 with an error reported. */
+static int
+qemuTemplateQEMUHasOpen(pid_t pid,
+                        const struct stat *file)
+{
+    g_autofree char *fds = g_strdup_printf("/proc/%lld/fd", (long long) pid);
+    g_autoptr(DIR) dirp = NULL;
+    struct dirent *ent;
+    int rc;
+
+    if (virDirOpen(&dirp, fds) < 0)
+        return -1;
+
+    while ((rc = virDirRead(dirp, &ent, fds)) > 0) {
+        struct stat sb;
+
+        if (fstatat(dirfd(dirp), ent->d_name, &sb, 0) == 0 &&
+            sb.st_dev == file->st_dev && sb.st_ino == file->st_ino)
+            return 1;
+    }
+
+    return rc;
+}
+
+
+/* Records the disk image @path of the running producer @vm. The daemon
+ * will chown, label and make immutable the file recorded as a base: it
+ * must be the one the domain's QEMU has open, not whatever @path leads to
+ * now, which the owner of a directory on the way could have changed. */
+static int
+qemuTemplateRecordFormatDisk(virBuffer *buf,
+                             virDomainObj *vm,
+                             const char *element,
+                             const char *path)
+{
+    VIR_AUTOCLOSE fd = -1;
+    struct stat sb;
+    int rc;
+
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(fd, &sb) < 0) {
+        virReportSystemError(errno, _("unable to access disk image '%1$s'"), path);
+        return -1;
+    }
+
+    if (!S_ISREG(sb.st_mode) || (STREQ(element, "base") && sb.st_nlink != 1)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("disk image '%1$s' is not a regular file with a single name"),
+                       path);
+        return -1;
+    }
+
+    if ((rc = qemuTemplateQEMUHasOpen(vm->pid, &sb)) <= 0) {
+        if (rc == 0)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("'%1$s' is not the disk image the QEMU of domain '%2$s' has open"),
+                           path, vm->def->name);
+        return -1;
+    }
+
+    qemuTemplateRecordFormat(buf, element, &sb, path);
     return 0;
 }
 
@@ -465,13 +508,13 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
         if (!qemuTemplateDiskIsBase(vm->def->disks[i]))
             continue;
 
-        if (qemuTemplateRecordFormatFile(&buf, "base", src->path, NULL) < 0)
+        if (qemuTemplateRecordFormatDisk(&buf, vm, "base", src->path) < 0)
             return -1;
 
         /* Clones read the base's own backing chain too. */
         for (n = src->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
             if (virStorageSourceIsLocalStorage(n) && n->path &&
-                qemuTemplateRecordFormatFile(&buf, "backing", n->path, NULL) < 0)
+                qemuTemplateRecordFormatDisk(&buf, vm, "backing", n->path) < 0)
                 return -1;
         }
     }
@@ -669,6 +712,31 @@ qemuTemplateCheckRevert(virDomainObj *vm,
 }
 
 
+/**
+ * qemuTemplateCheckSnapshot:
+ * @vm: domain object
+ * @def: definition of the snapshot to create
+ *
+ * Refuses snapshots of clones: the overlays of a clone go when it stops,
+ * and a snapshot in them or with images on top of them would go with them
+ * or lose its backing files. Before the snapshot's disks are filled in, so
+ * whatever the definition asks for.
+ *
+ * Returns 0 if allowed, -1 with an error reported.
+ */
+int
+qemuTemplateCheckSnapshot(virDomainObj *vm)
+{
+    if (!qemuTemplateIsClone(vm->def))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                   _("domain '%1$s' is a clone of a template: its disk overlays are removed when it stops, so snapshots of it are not supported"),
+                   vm->def->name);
+    return -1;
+}
+
+
 /* The disk images a template is made of, as its record lists them: the
  * bases of its clones' overlays and their backing chains. */
 static char **
@@ -817,6 +885,7 @@ qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
 }
 
 
+/* Returns 1 if it changed @node, which then goes back to the record. */
 typedef int (*qemuTemplateBaseFunc)(int fd,
                                     const char *path,
                                     const struct stat *sb,
@@ -825,9 +894,12 @@ typedef int (*qemuTemplateBaseFunc)(int fd,
 
 /* Calls @func on each disk image of the record in @dir, open as @fd: the
  * daemon acts as root on files anyone could replace, so only by
- * descriptor, and only on the file recorded (same device and inode). */
+ * descriptor, and only on the file recorded (same device and inode, one
+ * name). A file that is gone or not the one recorded is an error if
+ * @strict (making a template), skipped otherwise (giving one back). */
 static int
 qemuTemplateBasesForEach(const char *dir,
+                         bool strict,
                          qemuTemplateBaseFunc func,
                          void *opaque)
 {
@@ -835,6 +907,9 @@ qemuTemplateBasesForEach(const char *dir,
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
     size_t i;
+    bool changed = false;
+    int ret = 0;
+    int rc;
 
     if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
         return -1;
@@ -852,40 +927,83 @@ qemuTemplateBasesForEach(const char *dir,
         if (!(path = virXMLPropString(nodes[i], "path"))) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
                            _("template record: a base lacks its path"));
-            return -1;
+            ret = -1;
+            break;
         }
 
         if (virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
-            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0)
-            return -1;
+            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0) {
+            ret = -1;
+            break;
+        }
 
         if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
             fstat(fd, &sb) < 0) {
-            if (errno == ENOENT) {
+            if (errno == ENOENT && !strict) {
                 VIR_WARN("Disk image '%s' of template directory '%s' is gone", path, dir);
                 continue;
             }
             virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
-            return -1;
+            ret = -1;
+            break;
         }
 
-        if (!S_ISREG(sb.st_mode) || sb.st_dev != dev || sb.st_ino != ino) {
+        if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+            sb.st_dev != dev || sb.st_ino != ino) {
+            if (strict) {
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("'%1$s' is not the disk image recorded in template directory '%2$s'"),
+                               path, dir);
+                ret = -1;
+                break;
+            }
             VIR_WARN("Leaving '%s' alone: it is not the disk image recorded in template directory '%s'",
                      path, dir);
             continue;
         }
 
-        if (func(fd, path, &sb, nodes[i], opaque) < 0)
+        if ((rc = func(fd, path, &sb, nodes[i], opaque)) < 0) {
+            /* it may have changed the node before failing */
+            changed = true;
+            ret = -1;
+            break;
+        }
+        changed |= rc > 0;
+    }
+
+    /* what was changed before a failure too */
+    if (changed) {
+        g_autofree char *record = qemuTemplateRecordPath(dir);
+        g_autofree char *xml = NULL;
+        xmlChar *buf = NULL;
+        int len;
+
+        xmlDocDumpFormatMemory(doc, &buf, &len, 1);
+        xml = g_strndup((const char *) buf, len);
+        xmlFree(buf);
+        if (virFileRewriteStr(record, S_IRUSR | S_IWUSR, xml) < 0)
             return -1;
     }
 
+    return ret;
+}
+
+
+/* Nothing more than qemuTemplateBasesForEach() checks of each. */
+static int
+qemuTemplateBaseCheck(int fd G_GNUC_UNUSED,
+                      const char *path G_GNUC_UNUSED,
+                      const struct stat *sb G_GNUC_UNUSED,
+                      xmlNodePtr node G_GNUC_UNUSED,
+                      void *opaque G_GNUC_UNUSED)
+{
     return 0;
 }
 
 
 struct qemuTemplateBasesProtectData {
     virQEMUDriver *driver;
-    virDomainObj *vm;
+    virDomainDef *labelDef;
     gid_t gid;
 };
 
@@ -893,15 +1011,37 @@ static int
 qemuTemplateBaseProtect(int fd,
                         const char *path,
                         const struct stat *sb,
-                        xmlNodePtr node G_GNUC_UNUSED,
+                        xmlNodePtr node,
                         void *opaque)
 {
     struct qemuTemplateBasesProtectData *data = opaque;
     const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
+    g_autofree char *fdpath = NULL;
+    g_autofree char *owner = NULL;
+    g_autofree char *group = NULL;
+    g_autofree char *mode = NULL;
+    g_autofree char *done = NULL;
+    g_autofree char *taken = NULL;
 
-    /* as protected before a daemon restart */
-    if (qemuTemplateIsImmutable(fd))
+    /* Protected before: a clone or a daemon start after a crash finds it
+     * so, or an administrator cleared the flag since, which the record's
+     * modification time then tells. */
+    if (virFileIsImmutable(fd) ||
+        (done = virXMLPropString(node, "protected")))
         return 0;
+
+    /* What the stopped producer left, which its security drivers restored,
+     * is what qemuTemplateBaseRelease() gives back; not what an earlier
+     * attempt that failed half-way made of it. */
+    if (!(taken = virXMLPropString(node, "taken"))) {
+        owner = g_strdup_printf("%u", (unsigned int) sb->st_uid);
+        group = g_strdup_printf("%u", (unsigned int) sb->st_gid);
+        mode = g_strdup_printf("%04o", (unsigned int) (sb->st_mode & 07777));
+        xmlSetProp(node, BAD_CAST "owner", BAD_CAST owner);
+        xmlSetProp(node, BAD_CAST "group", BAD_CAST group);
+        xmlSetProp(node, BAD_CAST "mode", BAD_CAST mode);
+        xmlSetProp(node, BAD_CAST "taken", BAD_CAST "yes");
+    }
 
     if (fchown(fd, geteuid(), data->gid) < 0 ||
         fchmod(fd, ((sb->st_mode & ~bits) | S_IRGRP) & 07777) < 0) {
@@ -910,33 +1050,55 @@ qemuTemplateBaseProtect(int fd,
         return -1;
     }
 
-    if (qemuSecurityDomainSetPathLabelRO(data->driver, data->vm, path) < 0)
+    /* through the descriptor: @path may lead elsewhere by now */
+    fdpath = g_strdup_printf("/proc/self/fd/%d", fd);
+    if (qemuSecurityDomainSetPathLabelRO(data->driver, data->labelDef, fdpath) < 0)
         return -1;
 
-    return qemuTemplateSetImmutable(fd, path, true);
+    if (qemuTemplateSetImmutable(fd, path, true) < 0)
+        return -1;
+
+    xmlSetProp(node, BAD_CAST "protected", BAD_CAST "yes");
+    return 1;
 }
 
 
-/* While the template exists its disk images are the base of every clone's
+/**
+ * qemuTemplateBasesProtect:
+ * @driver: qemu driver
+ * @vm: inactive domain holding a template, locked
+ * @labelDef: the definition the producer ran with, or NULL
+ * @strict: whether a disk image that is not the one recorded is an error
+ *
+ * While the template exists its disk images are the base of every clone's
  * overlay: nobody may write them, not even the domain they came from. They
  * become the daemon's, readable by the group QEMU runs as, get the
  * read-only label all domains share and are made immutable, so that no
  * domain naming them as a disk can take them over: the clones' chains
  * then neither chown nor relabel them (qemuTemplateCloneCreateOverlays()).
  * The files are those of the record, which the daemon wrote in its own
- * directory, whatever the domain's definition says now. */
-static int
+ * directory, whatever the domain's definition says now. Only once the
+ * producer has stopped: stopping restores the labels of its disks, which
+ * the security drivers cannot do on an immutable file. The labels are
+ * those of the security models of @labelDef: a domain's inactive
+ * definition may have none.
+ *
+ * Returns 0 on success, -1 with an error reported.
+ */
+int
 qemuTemplateBasesProtect(virQEMUDriver *driver,
-                         virDomainObj *vm)
+                         virDomainObj *vm,
+                         virDomainDef *labelDef,
+                         bool strict)
 {
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
     struct qemuTemplateBasesProtectData data = {
         .driver = driver,
-        .vm = vm,
+        .labelDef = labelDef ? labelDef : vm->def,
         .gid = qemuTemplateQEMUGroup(cfg, vm->def),
     };
 
-    return qemuTemplateBasesForEach(vm->def->mem.tmpl->path,
+    return qemuTemplateBasesForEach(vm->def->mem.tmpl->path, strict,
                                     qemuTemplateBaseProtect, &data);
 }
 
@@ -949,9 +1111,14 @@ qemuTemplateBaseRelease(int fd,
                         void *opaque G_GNUC_UNUSED)
 {
     const mode_t bits = S_IWUSR | S_IWGRP | S_IWOTH | S_IRGRP;
+    g_autofree char *taken = virXMLPropString(node, "taken");
     unsigned int mode;
     unsigned int owner;
     unsigned int group;
+
+    /* never taken: its owner and mode are still the domain's */
+    if (!taken)
+        return 0;
 
     if (virXMLPropUInt(node, "mode", 8, VIR_XML_PROP_REQUIRED, &mode) < 0 ||
         virXMLPropUInt(node, "owner", 10, VIR_XML_PROP_REQUIRED, &owner) < 0 ||
@@ -968,7 +1135,10 @@ qemuTemplateBaseRelease(int fd,
         return -1;
     }
 
-    return 0;
+    /* to be taken again if the template stays */
+    xmlUnsetProp(node, BAD_CAST "taken");
+    xmlUnsetProp(node, BAD_CAST "protected");
+    return 1;
 }
 
 
@@ -982,7 +1152,7 @@ qemuTemplateRecordRelease(const virDomainDef *def)
     if (!virFileExists(path))
         return 0;
 
-    if (qemuTemplateBasesForEach(def->mem.tmpl->path,
+    if (qemuTemplateBasesForEach(def->mem.tmpl->path, false,
                                  qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
@@ -992,6 +1162,72 @@ qemuTemplateRecordRelease(const virDomainDef *def)
     }
 
     return 0;
+}
+
+
+/* A daemon killed during template-create after qemuTemplateSetAccess()
+ * leaves the template directory its own and the RAM files its own,
+ * read-only and immutable, and their owners before are not kept anywhere:
+ * they go to the domain's QEMU as starting it would make them, so that
+ * the producer resumed by job recovery can write its RAM and a later start
+ * can open it again; those of a producer that is not running are removed.
+ * Only files the daemon took, by descriptor. */
+static void
+qemuTemplateReclaimRAMFiles(virQEMUDriver *driver,
+                            virDomainObj *vm)
+{
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autoptr(virStorageSource) src = virStorageSourceNew();
+    const char *dir = vm->def->mem.tmpl->path;
+    g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    char **file;
+    struct stat sb;
+    uid_t uid;
+    gid_t gid;
+
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fstat(dirfd, &sb) < 0 ||
+        sb.st_uid != geteuid() || (sb.st_mode & 07777) != (S_IRWXU | S_IXGRP | S_IXOTH))
+        return;
+
+    /* A producer that is not running has nothing to label them for, and
+     * its next start makes them anew. */
+    if (!virDomainObjIsActive(vm)) {
+        qemuTemplateMemoryRemove(vm->def);
+        return;
+    }
+
+    qemuDomainGetImageIds(cfg, vm->def, src, NULL, &uid, &gid);
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
+        return;
+
+    for (file = files; *file; file++) {
+        VIR_AUTOCLOSE fd = open(*file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+
+        if (fd < 0 || fstat(fd, &sb) < 0 ||
+            !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+            (!virFileIsImmutable(fd) &&
+             (sb.st_uid != geteuid() || (sb.st_mode & 07777) != (S_IRUSR | S_IRGRP))))
+            continue;
+
+        VIR_INFO("Giving template RAM file '%s' back to domain '%s'",
+                 *file, vm->def->name);
+        if (qemuTemplateSetImmutable(fd, *file, false) < 0 ||
+            fchown(fd, uid, gid) < 0 ||
+            fchmod(fd, S_IRUSR | S_IWUSR) < 0 ||
+            qemuSecurityDomainSetPathLabel(driver, vm, *file, false) < 0) {
+            VIR_WARN("Unable to give back template RAM file '%s'", *file);
+            virResetLastError();
+        }
+    }
+
+    if (fchown(dirfd, uid, gid) < 0 ||
+        fchmod(dirfd, S_IRWXU) < 0 ||
+        qemuSecurityDomainSetPathLabel(driver, vm, dir, true) < 0) {
+        VIR_WARN("Unable to give back template directory '%s'", dir);
+        virResetLastError();
+    }
 }
 
 
@@ -1109,9 +1345,9 @@ qemuTemplateCheckDir(const char *dir,
  *
  * Learns at daemon start whether @vm holds a template and finishes what a
  * daemon killed in the middle of template-create or of starting a clone
- * left: a partial image is dropped and the disk images given back, an
- * image that made it is protected; overlays of clones that never started
- * are removed.
+ * left: a partial image is dropped and the disk images and RAM files
+ * given back, the disk images of an image that made it are protected, and
+ * overlays of clones that never started are removed.
  */
 int
 qemuTemplateLoad(virDomainObj *vm,
@@ -1132,13 +1368,18 @@ qemuTemplateLoad(virDomainObj *vm,
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
 
         if (vm->hasTemplate) {
-            if (qemuTemplateBasesProtect(driver, vm) < 0)
+            /* A producer still running is stopped when the daemon
+             * reconnects to it, which protects them (qemuProcessStop()). */
+            if (!virDomainObjIsActive(vm) &&
+                qemuTemplateBasesProtect(driver, vm, NULL, false) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
             qemuTemplateRemoveStrayOverlays(driver, dir);
-        } else if (qemuTemplateRecordRelease(vm->def) < 0) {
-            VIR_WARN("Unable to give back the disk images of domain '%s'",
-                     vm->def->name);
+        } else {
+            if (qemuTemplateRecordRelease(vm->def) < 0)
+                VIR_WARN("Unable to give back the disk images of domain '%s'",
+                         vm->def->name);
+            qemuTemplateReclaimRAMFiles(driver, vm);
         }
     }
     virObjectUnlock(vm);
@@ -1179,7 +1420,7 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
     if (rc > 0 && (rc = virDirRead(dirp, &ent, area)) != 0) {
         if (rc > 0)
             virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones first; those of saved clones go with VIR_DOMAIN_TEMPLATE_REMOVE_SAVED_CLONES"),
+                           _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones and remove the overlays of saved clones first"),
                            vm->def->name, area, ent->d_name);
         return -1;
     }
@@ -1206,7 +1447,14 @@ qemuTemplateDiscard(virDomainObj *vm)
     if (qemuTemplateCheckDiscard(vm) < 0)
         return -1;
 
-    /* Unpublished first: what is left after a crash is no template, whose
+    /* The disk images first: a template whose images could not all be
+     * given back stays one (its clones protect them again), and a crash
+     * here leaves one that the next daemon start protects again. */
+    if (qemuTemplateBasesForEach(vm->def->mem.tmpl->path, false,
+                                 qemuTemplateBaseRelease, NULL) < 0)
+        return -1;
+
+    /* Unpublished next: what is left after a crash is no template, whose
      * record the next daemon start releases (qemuTemplateLoad()). */
     if (unlink(path) < 0 && errno != ENOENT) {
         virReportSystemError(errno, _("unable to remove template image '%1$s'"), path);
@@ -1243,6 +1491,7 @@ qemuTemplateRemoveSavedClones(virQEMUDriver *driver,
     if ((rc = virDirOpenIfExists(&dirp, area)) <= 0)
         return rc;
 
+    /* All or nothing: the template stays for a clone that is not saved. */
     while ((rc = virDirRead(dirp, &ent, area)) > 0) {
         g_autofree char *status = g_strdup_printf("%s/%s.xml", cfg->stateDir,
                                                   ent->d_name);
@@ -1250,9 +1499,18 @@ qemuTemplateRemoveSavedClones(virQEMUDriver *driver,
                                                  QEMU_TEMPLATE_SAVED_MARK);
 
         if (virFileExists(status) ||
-            faccessat(dirfd(dirp), saved, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
+            faccessat(dirfd(dirp), saved, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("clone '%1$s' of the template in '%2$s' is not saved: destroy it first"),
+                           ent->d_name, dir);
+            return -1;
+        }
+    }
+    if (rc < 0)
+        return -1;
 
+    rewinddir(dirp);
+    while ((rc = virDirRead(dirp, &ent, area)) > 0) {
         VIR_INFO("Removing overlays of saved clone '%s'", ent->d_name);
         qemuTemplateRemoveCloneDirAt(dirfd(dirp), ent->d_name);
     }
@@ -1308,11 +1566,94 @@ qemuTemplateRemove(virQEMUDriver *driver,
 }
 
 
+/* Each clone would bind the socket a device listens on at a path of the
+ * XML, taking it over from the clone before: its console, agent or display
+ * would reach another guest. Those libvirt makes are not in the template
+ * image (in the domain's channel directory @channelDir, or generated), and
+ * files are renamed per clone (qemuTemplateCloneChardevPaths()). */
+static int
+qemuTemplateCheckSocket(const virDomainChrSourceDef *src,
+                        const char *channelDir)
+{
+    const char *rest;
+
+    if (!src || src->type != VIR_DOMAIN_CHR_TYPE_UNIX ||
+        !src->data.nix.listen || !src->data.nix.path)
+        return 0;
+
+    if (channelDir && (rest = STRSKIP(src->data.nix.path, channelDir)) &&
+        *rest == '/')
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                   _("a device listens on the socket '%1$s': every clone would take it over; leave its path to libvirt"),
+                   src->data.nix.path);
+    return -1;
+}
+
+
+static int
+qemuTemplateCheckChrSocket(virDomainDef *def G_GNUC_UNUSED,
+                           virDomainChrDef *chr,
+                           void *opaque)
+{
+    return qemuTemplateCheckSocket(chr->source, opaque);
+}
+
+
+static int
+qemuTemplateCheckSockets(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    virDomainDef *def = vm->def;
+    size_t i;
+    size_t j;
+
+    if (virDomainChrDefForeach(def, true, qemuTemplateCheckChrSocket,
+                               priv->channelTargetDir) < 0)
+        return -1;
+
+    for (i = 0; i < def->nrngs; i++) {
+        if (def->rngs[i]->backend == VIR_DOMAIN_RNG_BACKEND_EGD &&
+            qemuTemplateCheckSocket(def->rngs[i]->source.chardev, NULL) < 0)
+            return -1;
+    }
+
+    for (i = 0; i < def->nredirdevs; i++) {
+        if (qemuTemplateCheckSocket(def->redirdevs[i]->source, NULL) < 0)
+            return -1;
+    }
+
+    for (i = 0; i < def->nsmartcards; i++) {
+        if (def->smartcards[i]->type == VIR_DOMAIN_SMARTCARD_TYPE_PASSTHROUGH &&
+            qemuTemplateCheckSocket(def->smartcards[i]->data.passthru, NULL) < 0)
+            return -1;
+    }
+
+    for (i = 0; i < def->ngraphics; i++) {
+        for (j = 0; j < def->graphics[i]->nListens; j++) {
+            virDomainGraphicsListenDef *listen = &def->graphics[i]->listens[j];
+
+            if (listen->type == VIR_DOMAIN_GRAPHICS_LISTEN_TYPE_SOCKET &&
+                listen->socket && !listen->autoGenerated) {
+                virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                               _("a display listens on the socket '%1$s': every clone would take it over; leave its path to libvirt"),
+                               listen->socket);
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 /* A clone writes to an overlay of each writable disk of its template; the
  * rest would be shared by all clones: a MAC address, NVRAM or TPM state. */
 static int
-qemuTemplateCreateCheckDevices(const virDomainDef *def)
+qemuTemplateCreateCheckDevices(virDomainObj *vm)
 {
+    virDomainDef *def = vm->def;
     size_t i;
 
     for (i = 0; i < def->ndisks; i++) {
@@ -1356,7 +1697,7 @@ qemuTemplateCreateCheckDevices(const virDomainDef *def)
         return -1;
     }
 
-    return 0;
+    return qemuTemplateCheckSockets(vm);
 }
 
 
@@ -1577,7 +1918,9 @@ qemuTemplateCheckDirEntries(const char *dir,
 /* Gives the template directory and its RAM files back to the producer,
  * owners, modes and labels, when template-create fails after
  * qemuTemplateSetAccess(): its QEMU runs on. The RAM files first, while
- * the directory is still the daemon's and nothing can replace them. */
+ * the directory is still the daemon's and nothing can replace them. A
+ * producer stopped meanwhile has no labels to give (the caller removes the
+ * files): only the immutable flag is cleared. */
 static void
 qemuTemplateGiveBack(virQEMUDriver *driver,
                      virDomainObj *vm,
@@ -1592,6 +1935,8 @@ qemuTemplateGiveBack(virQEMUDriver *driver,
     for (i = 0; i < access->nfiles; i++) {
         if (qemuTemplateSetImmutable(access->fds[i], access->paths[i], false) < 0)
             VIR_WARN("Unable to give back template RAM file '%s'", access->paths[i]);
+        if (!virDomainObjIsActive(vm))
+            continue;
         if (fchown(access->fds[i], access->files[i].st_uid, access->files[i].st_gid) < 0 ||
             fchmod(access->fds[i], access->files[i].st_mode & 07777) < 0)
             VIR_WARN("Unable to give back template RAM file '%s': %s",
@@ -1600,7 +1945,7 @@ qemuTemplateGiveBack(virQEMUDriver *driver,
             VIR_WARN("Unable to relabel template RAM file '%s'", access->paths[i]);
     }
 
-    if (access->dirfd >= 0) {
+    if (access->dirfd >= 0 && virDomainObjIsActive(vm)) {
         if (fchown(access->dirfd, access->dir.st_uid, access->dir.st_gid) < 0 ||
             fchmod(access->dirfd, access->dir.st_mode & 07777) < 0)
             VIR_WARN("Unable to give back template directory '%s': %s",
@@ -1684,12 +2029,12 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
         }
 
         if (qemuTemplateSetRAMFileOwner(access, *file, &sb, gid) < 0 ||
-            qemuSecurityDomainSetPathLabelRO(driver, vm, *file) < 0 ||
+            qemuSecurityDomainSetPathLabelRO(driver, vm->def, *file) < 0 ||
             qemuTemplateSetImmutable(access->fds[access->nfiles - 1], *file, true) < 0)
             goto error;
     }
 
-    if (qemuSecurityDomainSetPathLabelRO(driver, vm, dir) < 0)
+    if (qemuSecurityDomainSetPathLabelRO(driver, vm->def, dir) < 0)
         goto error;
 
     return 0;
@@ -1706,11 +2051,12 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
  * @vm: running template producer, locked
  *
  * Saves the device state of @vm with x-ignore-shared next to its RAM
- * files, labels them for clones to use, records them and makes its
- * writable disk images read-only, publishes the template image once all is
- * on disk and stops @vm while keeping the files.
+ * files, labels them for clones to use, records them, publishes the
+ * template image once all is on disk, stops @vm while keeping the files
+ * and makes its writable disk images read-only.
  *
- * Returns 0 on success, -1 with an error reported and @vm left running.
+ * Returns 0 on success, -1 with an error reported and @vm left running,
+ * or stopped without a template if its disk images could not be protected.
  */
 int
 qemuTemplateCreate(virQEMUDriver *driver,
@@ -1721,6 +2067,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     g_autoptr(qemuMigrationParams) saveParams = qemuMigrationParamsNew();
     virQEMUSaveData *data = NULL;
     virObjectEvent *event = NULL;
+    g_autoptr(virDomainDef) liveDef = NULL;
     g_autofree char *xml = NULL;
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
@@ -1767,7 +2114,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     qemuMigrationParamsSetIgnoreShared(saveParams);
 
     if (qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
-        qemuTemplateCreateCheckDevices(vm->def) < 0 ||
+        qemuTemplateCreateCheckDevices(vm) < 0 ||
         !qemuMigrationSrcIsAllowed(vm, false,
                                    VIR_ASYNC_JOB_TEMPLATE_CREATE, 0))
         goto endjob;
@@ -1806,7 +2153,15 @@ qemuTemplateCreate(virQEMUDriver *driver,
         goto endjob;
     recorded = true;
 
-    if (qemuTemplateBasesProtect(driver, vm) < 0)
+    /* Its disk images are protected once it has stopped: whatever can be
+     * checked is, while it can still run on. */
+    if (qemuTemplateBasesForEach(vm->def->mem.tmpl->path, true,
+                                 qemuTemplateBaseCheck, NULL) < 0)
+        goto endjob;
+
+    /* its labels, for the disk images it protects after stopping */
+    if (!(liveDef = virDomainDefCopy(vm->def, driver->xmlopt,
+                                     priv->qemuCaps, false)))
         goto endjob;
 
     if (rename(partial, path) < 0) {
@@ -1826,6 +2181,17 @@ qemuTemplateCreate(virQEMUDriver *driver,
     virDomainAuditStop(vm, "saved");
     event = virDomainEventLifecycleNewFromObj(vm, VIR_DOMAIN_EVENT_STOPPED,
                                               VIR_DOMAIN_EVENT_STOPPED_SAVED);
+
+    /* Stopping protected the disk images (qemuProcessStop()); strictly
+     * here, as for clones (qemuTemplateClone()): a template whose disk
+     * images cannot be protected is none, the domain stays stopped without
+     * it. */
+    if (qemuTemplateBasesProtect(driver, vm, liveDef, true) < 0) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            VIR_WARN("Unable to remove '%s': %s", path, g_strerror(errno));
+        vm->hasTemplate = false;
+        goto endjob;
+    }
     ret = 0;
 
  endjob:
@@ -1843,8 +2209,26 @@ qemuTemplateCreate(virQEMUDriver *driver,
             virErrorRestore(&orig_err);
         }
 
-        if (dirTaken)
+        if (dirTaken) {
             qemuTemplateGiveBack(driver, vm, &access);
+            /* stopped, without a template: nothing of one is left */
+            if (!virDomainObjIsActive(vm))
+                qemuTemplateMemoryRemove(vm->def);
+        }
+
+        if (virDomainObjIsActive(vm)) {
+            g_autoptr(qemuMigrationParams) noParams = qemuMigrationParamsNew();
+            virErrorPtr orig_err;
+
+            /* Set in QEMU, x-ignore-shared would leave the RAM out of
+             * what does not set capabilities: internal snapshots. */
+            virErrorPreserveLast(&orig_err);
+            if (qemuMigrationParamsApply(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
+                                         noParams, 0) < 0)
+                VIR_WARN("Unable to clear migration capabilities of domain '%s'",
+                         vm->def->name);
+            virErrorRestore(&orig_err);
+        }
 
         if (was_running && virDomainObjIsActive(vm)) {
             virErrorPtr orig_err;
@@ -2282,6 +2666,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                                      def->name);
     bool selinux = qemuTemplateHasSecurityModel(driver, "selinux");
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
+    g_auto(GStrv) recorded = NULL;
     size_t ncreated = 0;
     bool dirMade = false;
     size_t i;
@@ -2381,6 +2766,24 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
             qemuTemplateBaseCapacity(overlay->backingStore, &capacity) < 0) {
             VIR_FORCE_CLOSE(fd);
             goto cleanup;
+        }
+
+        /* The producer's QEMU could write the backing names of the base:
+         * nothing but what template-create recorded gets the clone's
+         * labels. */
+        if (!recorded &&
+            !(recorded = qemuTemplateRecordDiskPaths(tmplDef->mem.tmpl->path))) {
+            VIR_FORCE_CLOSE(fd);
+            goto cleanup;
+        }
+        for (n = overlay->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
+            if (!n->path || !g_strv_contains((const char * const *) recorded, n->path)) {
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("the backing chain of template disk image '%1$s' holds '%2$s', which the template did not record"),
+                               base->path, NULLSTR(n->path));
+                VIR_FORCE_CLOSE(fd);
+                goto cleanup;
+            }
         }
 
         /* Formatted through the file created above: its path may be in a
@@ -2535,7 +2938,7 @@ qemuTemplateCloneStop(virQEMUDriver *driver,
                                                                    VIR_DOMAIN_EVENT_STOPPED,
                                                                    VIR_DOMAIN_EVENT_STOPPED_FAILED));
     }
-    virDomainObjEndJob(vm);
+    qemuProcessEndStopJob(vm);
 }
 
 
@@ -2633,6 +3036,7 @@ qemuTemplateClone(virConnectPtr conn,
     virDomainPtr clone = NULL;
     bool paused = !!(flags & VIR_DOMAIN_CLONE_FROM_TEMPLATE_PAUSED);
     bool started;
+    bool failed;
     int fd = -1;
 
     if (name && dxml) {
@@ -2666,6 +3070,11 @@ qemuTemplateClone(virConnectPtr conn,
     }
 
     if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path, true) < 0)
+        return NULL;
+
+    /* Done when the producer stopped (qemuProcessStop()), unless that
+     * failed: no clone of a template whose disk images are writable. */
+    if (qemuTemplateBasesProtect(driver, tmpl, NULL, true) < 0)
         return NULL;
 
     path = qemuTemplateImagePath(tmpl->def);
@@ -2747,13 +3156,19 @@ qemuTemplateClone(virConnectPtr conn,
         clone = virGetDomain(conn, vm->def->name, vm->def->uuid, vm->def->id);
 
  remove:
-    if (!clone) {
+    /* A failed clone that could not be stopped (qemuTemplateCloneStop())
+     * stays, with its overlays, to be destroyed. */
+    failed = !clone && !virDomainObjIsActive(vm);
+    if (failed) {
         qemuTemplateCloneRemoveOverlays(vm);
         /* unless whoever destroyed it meanwhile removed it */
         if (!vm->removing)
             qemuDomainRemoveInactive(driver, vm, 0, false);
+    } else if (!clone) {
+        VIR_WARN("Clone '%s' of template '%s' failed but still runs",
+                 vm->def->name, tmplDef->name);
     }
-    qemuTemplateOutsideOverlaysRelease(&outside, !clone);
+    qemuTemplateOutsideOverlaysRelease(&outside, failed);
 
  relock:
     VIR_FORCE_CLOSE(fd);

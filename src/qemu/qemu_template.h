@@ -44,6 +44,9 @@ qemuTemplateCheckRevert(virDomainObj *vm,
                         const virDomainDef *def);
 
 int
+qemuTemplateCheckSnapshot(virDomainObj *vm);
+
+int
 qemuTemplateCheckBlockCommit(virDomainObj *vm,
                              virDomainDiskDef *disk,
                              virStorageSource *base);
@@ -63,6 +66,12 @@ qemuTemplateMemoryRemove(const virDomainDef *def);
 
 char *
 qemuTemplateImagePath(const virDomainDef *def);
+
+int
+qemuTemplateBasesProtect(virQEMUDriver *driver,
+                         virDomainObj *vm,
+                         virDomainDef *labelDef,
+                         bool strict);
 
 int
 qemuTemplateLoad(virDomainObj *vm,

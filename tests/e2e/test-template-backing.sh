@@ -25,7 +25,7 @@ wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null 
     fail "the template does not write its disk"
 virsh template-create $tmpl >/dev/null || fail "template-create of a disk on a backing file failed"
 tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
-grep -q "<backing .* path='$backing'/>" "$dir/template.files" ||
+grep -Eq "<backing .* path=.$backing./>" "$dir/template.files" ||
     fail "the template record does not list the backing file: $(cat "$dir/template.files")"
 echo "template record: $(grep -o "<backing .*/>" "$dir/template.files")"
 

@@ -72,10 +72,18 @@ check_clone() {
 
 # 1. SIGKILL during template-create, at several points of it.
 injected=0 survived=0 lost=0 done_=0 undone=0
-for delay in 0.01 0.03 0.06 0.1 0.2; do
+# 'taken': as soon as the daemon has taken the RAM files (immutable).
+for delay in 0.01 0.03 0.06 0.1 0.2 taken; do
     start_producer
     virsh template-create $tmpl >"$E2E_DIR/fault-create.out" 2>&1 &
-    sleep $delay
+    if [ $delay = taken ]; then
+        for _ in $(seq 1 500); do
+            ! lsattr "$dir/pc.ram" 2>/dev/null | cut -d' ' -f1 | grep -q i || break
+            sleep 0.01
+        done
+    else
+        sleep $delay
+    fi
     kill_daemon
     wait || true
     injected=$((injected + 1))
@@ -84,6 +92,11 @@ for delay in 0.01 0.03 0.06 0.1 0.2; do
         # Made it: a whole template whose producer does not run on.
         wait_gone $tmpl || fail "delay $delay: the producer of a complete template still runs"
         [ -f "$dir/template.save" ] && [ -f "$dir/template.files" ] || fail "delay $delay: half a template"
+        # protected once the reconnect has stopped the producer, in the background
+        for _ in $(seq 1 100); do
+            [ "$(stat -c %a "$base")" != 440 ] || break
+            sleep 0.1
+        done
         [ "$(stat -c %a "$base")" = 440 ] || fail "delay $delay: the base of a template is writable"
         beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
         virsh clone-from-template $tmpl --name $tmpl-c >/dev/null || fail "delay $delay: the template does not clone"
@@ -98,6 +111,10 @@ for delay in 0.01 0.03 0.06 0.1 0.2; do
             [ ! -e "$dir/$f" ] || fail "delay $delay: $f left"
         done
         [ "$(stat -c %a "$base")" = 640 ] || fail "delay $delay: the base is still read-only"
+        # the RAM file is the producer's again, as a start makes it
+        lsattr "$dir/pc.ram" | cut -d' ' -f1 | grep -q i && fail "delay $delay: the RAM file stays immutable"
+        [ "$(stat -c %U "$dir/pc.ram")" = "$QEMU_USER" ] && [ -n "$(find "$dir/pc.ram" -perm -u=w)" ] ||
+            fail "delay $delay: the RAM file stays the daemon's: $(stat -c '%U:%G %a' "$dir/pc.ram")"
         beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
         lost=$((lost + $(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")))
         virsh template-create $tmpl >/dev/null || fail "delay $delay: template-create after the crash failed"
@@ -190,6 +207,10 @@ expect_error "template-create on a full disk" "No space left on device" virsh te
     fail "not given back after a failed template-create: $(stat -c '%n %U:%G %a' "$mnt" "$mnt/pc.ram"), was $owners"
 lsattr "$mnt/pc.ram" | cut -d' ' -f1 | grep -q i && fail "the RAM file stays immutable after a failed template-create"
 [ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after a failed template-create"
+# x-ignore-shared left on would leave the RAM out of internal snapshots
+ignore=$(virsh qemu-monitor-command $tmpl '{"execute":"query-migrate-capabilities"}' |
+    python3 -c 'import json, sys; print([c["state"] for c in json.load(sys.stdin)["return"] if c["capability"] == "x-ignore-shared"])')
+[ "$ignore" = "[False]" ] || fail "x-ignore-shared is $ignore after a failed template-create"
 [ -z "$(ls "$mnt" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt")"
 virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"
 [ "$(stat -c %a "$base")" = 640 ] || fail "the base is read-only after a failed template-create"

@@ -68,15 +68,24 @@ virsh destroy $name >/dev/null || fail "destroy failed"
 [ -z "$(qemu_pids $name)" ] || fail "QEMU still runs"
 virsh undefine $name >/dev/null || fail "undefine failed"
 
-# A domain with private template memory is a clone: booting it is refused.
+# A domain with private template memory is a clone: it is never defined
+# (it maps its template's memory with the access checked when cloning) and
+# booting it is refused.
 sed "s|<access mode='shared'/>|<access mode='private'/>|" "$xml" >"$E2E_DIR/$name-clone.xml"
-virsh define "$E2E_DIR/$name-clone.xml" >/dev/null || fail "define of a clone XML failed"
-if out=$(virsh start $name 2>&1); then
+if out=$(virsh define "$E2E_DIR/$name-clone.xml" 2>&1); then
+    fail "a clone XML was defined"
+fi
+echo "$out" | grep -qF "a clone of a template is transient and cannot be defined" ||
+    fail "unexpected message for defining a clone: $out"
+echo "refused (clone define): $(echo "$out" | tail -n 1)"
+if out=$(virsh create "$E2E_DIR/$name-clone.xml" 2>&1); then
     fail "a clone booted without its template"
 fi
 echo "$out" | grep -qF "can only be started from its template" ||
     fail "unexpected message for booting a clone: $out"
 [ -z "$(qemu_pids $name)" ] || fail "QEMU runs after a refused start"
+if virsh dominfo $name >/dev/null 2>&1; then
+    fail "a refused clone is left as a domain"
+fi
 echo "refused (clone boot): $(echo "$out" | tail -n 1)"
-virsh undefine $name >/dev/null || fail "undefine of the clone failed"
 echo "PASS: template memory defined, refused when malformed, kept in and removed from $tmpldir"

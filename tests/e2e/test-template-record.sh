@@ -38,7 +38,7 @@ make_template() {
 
 # 1. The template image is recorded; its XML cannot be rewritten.
 make_template
-grep -q "<image .* path='$dir/template.save'/>" "$dir/template.files" ||
+grep -Eq "<image .* path=.$dir/template.save./>" "$dir/template.files" ||
     fail "the record does not list the template image: $(cat "$dir/template.files")"
 image_sum=$(sha256sum "$dir/template.save" | cut -d' ' -f1)
 virsh save-image-dumpxml "$dir/template.save" |
@@ -111,8 +111,15 @@ echo "define of a clone: refused; its overlay has the base's size"
 # caller says to drop it; the clone's image then cannot be restored.
 virsh save $clone "$E2E_DIR/$clone.save" >/dev/null || fail "save of a clone failed"
 [ -f "$dir/clones/$clone/vda.qcow2" ] || fail "the saved clone's overlay is gone"
-expect_error "template-remove with a saved clone" "VIR_DOMAIN_TEMPLATE_REMOVE_SAVED_CLONES" \
+expect_error "template-remove with a saved clone" "remove the overlays of saved clones first" \
     virsh template-remove $tmpl
+# All or nothing: a running clone keeps the template, and the saved one
+# its overlay.
+running=$(virsh clone-from-template $tmpl --paused | head -n 1) || fail "clone-from-template failed"
+expect_error "template-remove --saved-clones with a running clone" "is not saved: destroy it first" \
+    virsh template-remove --saved-clones $tmpl
+[ -f "$dir/clones/$clone/vda.qcow2" ] || fail "a refused template-remove removed a saved clone's overlay"
+virsh destroy "$running" >/dev/null
 virsh template-remove --saved-clones $tmpl >/dev/null || fail "template-remove --saved-clones failed"
 [ ! -e "$dir" ] || fail "template directory left: $(ls -AR "$dir")"
 [ "$(stat -c %a "$base")" = 640 ] || fail "the base did not get its mode back: $(stat -c %a "$base")"

@@ -65,6 +65,9 @@ expect_error "--count 0" "--count must be between 1 and 1024" virsh clone-from-t
 expect_error "huge --count" "--count must be between 1 and 1024" virsh clone-from-template $tmpl --count 100000
 
 # Broken template files: refused before QEMU starts, template intact.
+# (The RAM file is immutable: only an administrator clearing the flag can
+# move it aside.)
+chattr -i "$dir/pc.ram"
 mv "$dir/pc.ram" "$dir/pc.ram.keep"
 expect_error "missing RAM file" "template RAM file '$dir/pc.ram' is not usable" \
     virsh clone-from-template $tmpl
@@ -72,6 +75,7 @@ truncate -s 1M "$dir/pc.ram"
 expect_error "RAM file of the wrong size" "has 1048576 bytes, the template needs 268435456" \
     virsh clone-from-template $tmpl
 mv "$dir/pc.ram.keep" "$dir/pc.ram"
+chattr +i "$dir/pc.ram"
 # Aside by rename: the template's record holds the image's inode and mtime.
 mv "$dir/template.save" "$E2E_DIR/template.save.keep"
 head -c 4096 /dev/urandom >"$dir/template.save"
