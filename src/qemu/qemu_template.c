@@ -2217,15 +2217,11 @@ qemuTemplateCreate(virQEMUDriver *driver,
         }
 
         if (virDomainObjIsActive(vm)) {
-            g_autoptr(qemuMigrationParams) noParams = qemuMigrationParamsNew();
             virErrorPtr orig_err;
 
-            /* Set in QEMU, x-ignore-shared would leave the RAM out of
-             * what does not set capabilities: internal snapshots. */
             virErrorPreserveLast(&orig_err);
-            if (qemuMigrationParamsApply(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
-                                         noParams, 0) < 0)
-                VIR_WARN("Unable to clear migration capabilities of domain '%s'",
+            if (qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE) < 0)
+                VIR_WARN("Unable to turn x-ignore-shared off for domain '%s'",
                          vm->def->name);
             virErrorRestore(&orig_err);
         }

@@ -70,6 +70,12 @@ check_clone() {
     fi
 }
 
+# ignore_shared NAME: the state of x-ignore-shared in the QEMU of NAME.
+ignore_shared() {
+    virsh qemu-monitor-command "$1" '{"execute":"query-migrate-capabilities"}' |
+        python3 -c 'import json, sys; print([c["state"] for c in json.load(sys.stdin)["return"] if c["capability"] == "x-ignore-shared"])'
+}
+
 # 1. SIGKILL during template-create, at several points of it.
 injected=0 survived=0 lost=0 done_=0 undone=0
 # 'taken': as soon as the daemon has taken the RAM files (immutable).
@@ -115,6 +121,9 @@ for delay in 0.01 0.03 0.06 0.1 0.2 taken; do
         lsattr "$dir/pc.ram" | cut -d' ' -f1 | grep -q i && fail "delay $delay: the RAM file stays immutable"
         [ "$(stat -c %U "$dir/pc.ram")" = "$QEMU_USER" ] && [ -n "$(find "$dir/pc.ram" -perm -u=w)" ] ||
             fail "delay $delay: the RAM file stays the daemon's: $(stat -c '%U:%G %a' "$dir/pc.ram")"
+        # x-ignore-shared left on would leave the RAM out of internal snapshots
+        [ "$(ignore_shared $tmpl)" = "[False]" ] ||
+            fail "delay $delay: x-ignore-shared is $(ignore_shared $tmpl) after the crash"
         beat=$(last_heartbeat "$E2E_DIR/$tmpl.console")
         lost=$((lost + $(check_clone $tmpl "$(field n "$beat")" "$(field sum "$beat")")))
         virsh template-create $tmpl >/dev/null || fail "delay $delay: template-create after the crash failed"
@@ -208,9 +217,8 @@ expect_error "template-create on a full disk" "No space left on device" virsh te
 lsattr "$mnt/pc.ram" | cut -d' ' -f1 | grep -q i && fail "the RAM file stays immutable after a failed template-create"
 [ "$(virsh domstate $tmpl)" = running ] || fail "the producer is $(virsh domstate $tmpl) after a failed template-create"
 # x-ignore-shared left on would leave the RAM out of internal snapshots
-ignore=$(virsh qemu-monitor-command $tmpl '{"execute":"query-migrate-capabilities"}' |
-    python3 -c 'import json, sys; print([c["state"] for c in json.load(sys.stdin)["return"] if c["capability"] == "x-ignore-shared"])')
-[ "$ignore" = "[False]" ] || fail "x-ignore-shared is $ignore after a failed template-create"
+[ "$(ignore_shared $tmpl)" = "[False]" ] ||
+    fail "x-ignore-shared is $(ignore_shared $tmpl) after a failed template-create"
 [ -z "$(ls "$mnt" | grep -v '^pc.ram$')" ] || fail "files left after a failed template-create: $(ls "$mnt")"
 virsh list --all --template --name | grep -qx $tmpl && fail "a template is listed"
 [ "$(stat -c %a "$base")" = 640 ] || fail "the base is read-only after a failed template-create"
