@@ -248,6 +248,22 @@ qemuTemplateMemoryFiles(virQEMUDriver *driver,
 }
 
 
+/* The mode qemuTemplateSetAccess() gives the template directory it takes
+ * from the producer: clones only need to get through it. */
+#define QEMU_TEMPLATE_DIR_TAKEN_MODE (S_IRWXU | S_IXGRP | S_IXOTH)
+
+/* Whether the template directory open as @fd is the daemon's, as
+ * qemuTemplateSetAccess() left it. */
+static bool
+qemuTemplateDirIsTaken(int fd)
+{
+    struct stat sb;
+
+    return fstat(fd, &sb) == 0 && sb.st_uid == geteuid() &&
+           (sb.st_mode & 07777) == QEMU_TEMPLATE_DIR_TAKEN_MODE;
+}
+
+
 /**
  * qemuTemplateMemoryRemove:
  * @def: domain definition of a template producer
@@ -277,8 +293,7 @@ qemuTemplateMemoryRemove(const virDomainDef *def)
     /* Only the daemon makes files immutable, and only in the directory it
      * took (qemuTemplateSetAccess()): in one the producer's QEMU owns, a
      * link to another template's file could be waiting. */
-    taken = fstat(dirfd(dirp), &sb) == 0 && sb.st_uid == geteuid() &&
-            (sb.st_mode & 07777) == (S_IRWXU | S_IXGRP | S_IXOTH);
+    taken = qemuTemplateDirIsTaken(dirfd(dirp));
 
     /* A subdirectory (the clone area) is left: it is emptied and removed
      * with the template, and a template with clones is not discarded. */
@@ -1187,8 +1202,7 @@ qemuTemplateReclaimRAMFiles(virQEMUDriver *driver,
     gid_t gid;
 
     if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-        fstat(dirfd, &sb) < 0 ||
-        sb.st_uid != geteuid() || (sb.st_mode & 07777) != (S_IRWXU | S_IXGRP | S_IXOTH))
+        !qemuTemplateDirIsTaken(dirfd))
         return;
 
     /* A producer that is not running has nothing to label them for, and
@@ -2002,7 +2016,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     access->dirfd = dirfd;
 
     if (fchown(dirfd, geteuid(), getegid()) < 0 ||
-        fchmod(dirfd, S_IRWXU | S_IXGRP | S_IXOTH) < 0) {
+        fchmod(dirfd, QEMU_TEMPLATE_DIR_TAKEN_MODE) < 0) {
         virReportSystemError(errno, _("unable to take template directory '%1$s'"),
                              dir);
         goto error;
