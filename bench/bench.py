@@ -453,15 +453,10 @@ def bench_density(clone_api, results, max_clones, size=1024):
     wait_console(console_of(tmpl), BEAT)
     virsh("template-create", tmpl)
     clones = Clones(tmpl, clone_api)
-    xml = guest_xml("bench-cold", size, IDLE_PERIOD)
-    with open(xml) as f:
-        cold_xml = f.read()
 
     def xml_of(name):
-        path = os.path.join(WORK, name + ".xml")
-        with open(path, "w") as f:
-            f.write(cold_xml.replace("bench-cold", name))
-        return path
+        # Each its own UUID, derived from its name.
+        return guest_xml(name, size, IDLE_PERIOD)
 
     settle = 3
     for n in (1, 8, 32):
