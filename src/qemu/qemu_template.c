@@ -1368,6 +1368,7 @@ qemuTemplateLoad(virDomainObj *vm,
                  void *opaque)
 {
     virQEMUDriver *driver = opaque;
+    VIR_AUTOCLOSE dirfd = -1;
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
     const char *dir;
@@ -1377,6 +1378,18 @@ qemuTemplateLoad(virDomainObj *vm,
         dir = vm->def->mem.tmpl->path;
         path = qemuTemplateImagePath(vm->def);
         partial = g_strdup_printf("%s.partial", path);
+
+        /* Until template-create takes it, the directory is the producer's
+         * QEMU's: an image or a record found in it then is not the
+         * daemon's, whatever it names. */
+        if ((dirfd = open(vm->def->mem.tmpl->path,
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+            !qemuTemplateDirIsTaken(dirfd)) {
+            vm->hasTemplate = false;
+            virObjectUnlock(vm);
+            return 0;
+        }
+
         vm->hasTemplate = virFileExists(path);
         if (unlink(partial) < 0 && errno != ENOENT)
             VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
@@ -1668,6 +1681,7 @@ static int
 qemuTemplateCreateCheckDevices(virDomainObj *vm)
 {
     virDomainDef *def = vm->def;
+    virStorageSource *n;
     size_t i;
 
     for (i = 0; i < def->ndisks; i++) {
@@ -1690,6 +1704,16 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
                            _("disk '%1$s' is shareable or transient: it cannot be the read-only base of clones"),
                            disk->dst);
             return -1;
+        }
+
+        /* Only image files are recorded and protected, each whole. */
+        for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
+            if (n->dataFileStore || n->sliceStorage) {
+                virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                               _("disk '%1$s' has an external data file or a slice: it cannot be the read-only base of clones"),
+                               disk->dst);
+                return -1;
+            }
         }
     }
 
@@ -2217,9 +2241,13 @@ qemuTemplateCreate(virQEMUDriver *driver,
             virErrorPtr orig_err;
 
             virErrorPreserveLast(&orig_err);
-            if (qemuTemplateRecordRelease(vm->def) < 0)
+            if (qemuTemplateRecordRelease(vm->def) < 0) {
+                /* The directory keeps the record and stays the daemon's,
+                 * for the next daemon start to give them back. */
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
+                dirTaken = false;
+            }
             virErrorRestore(&orig_err);
         }
 
@@ -3079,6 +3107,15 @@ qemuTemplateClone(virConnectPtr conn,
         return NULL;
     }
 
+    /* A start with another definition of the template's name and UUID
+     * puts it in tmpl->def until qemuTemplateCheckNotHeld() refuses it. */
+    if (tmpl->newDef) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' is being started with another definition"),
+                       tmpl->newDef->name);
+        return NULL;
+    }
+
     if (qemuTemplateCheckDir(tmpl->def->mem.tmpl->path, true) < 0)
         return NULL;
 
@@ -3136,6 +3173,15 @@ qemuTemplateClone(virConnectPtr conn,
                                    VIR_DOMAIN_OBJ_LIST_ADD_CHECK_LIVE,
                                    NULL)))
         goto relock;
+
+    /* The name and UUID of an inactive defined domain, given by the clone's
+     * XML, would make the clone persistent. */
+    if (vm->persistent) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' is defined: a clone cannot take its name and UUID"),
+                       vm->def->name);
+        goto remove;
+    }
 
     if (qemuTemplateCloneCreateOverlays(driver, tmplDef, vm->def, &overlays,
                                         &outside) < 0)

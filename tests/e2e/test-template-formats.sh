@@ -4,7 +4,8 @@
 # backing file. Each clone writes its own overlay and reads back its own
 # record; every QEMU opens the base read-only (a qcow2 base opened for
 # writing would be locked by the first clone: "Failed to get "write" lock");
-# the base and its backing file stay unchanged and the daemon's.
+# the base and its backing file stay unchanged and the daemon's. A qcow2
+# image with an external data file is refused.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -66,4 +67,21 @@ for kind in raw qcow2 qcow2-on-raw; do
     done
     echo "$kind: $nclones clones run at once, each on its own overlay; base opened read-only, unchanged"
 done
-echo "PASS: concurrent clones of raw, qcow2 and qcow2-on-raw bases"
+
+# A qcow2 image keeping its data in an external file: the record and the
+# protection of a base cover image files, each whole, so it is refused
+# and the producer runs on.
+cleanup
+data="$E2E_DIR/$tmpl-data.img"
+base="$E2E_DIR/$tmpl-base.qcow2"
+files="$base $data"
+qemu-img create -q -f qcow2 -o data_file="$data" "$base" 16M
+virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
+    fail "data file: the producer does not write its disk"
+expect_error "template-create of a qcow2 disk with a data file" "external data file" \
+    virsh template-create $tmpl
+[ "$(virsh domstate $tmpl)" = running ] || fail "data file: the producer is $(virsh domstate $tmpl)"
+virsh dominfo $tmpl | grep -qE '^Template: +no' || fail "data file: $tmpl holds a template"
+echo "PASS: concurrent clones of raw, qcow2 and qcow2-on-raw bases; a qcow2 data file refused"

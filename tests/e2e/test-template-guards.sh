@@ -4,7 +4,8 @@
 # parser's checks before it reaches a file name; no other QEMU starts on the
 # template's RAM files (create from its XML, snapshot revert); snapshots and
 # redefinitions that would change its memory, ABI or disks are refused.
-# Each refusal leaves the template intact and clonable.
+# A clone cannot take the place of a defined domain. Each refusal leaves
+# the template intact and clonable.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -17,6 +18,7 @@ cleanup() {
     done
     virsh undefine --remove-template $tmpl >/dev/null 2>&1 ||
         virsh undefine $tmpl >/dev/null 2>&1 || true
+    virsh undefine e2e-guard-defined >/dev/null 2>&1 || true
     rm -rf "$escape"
 }
 trap cleanup EXIT
@@ -88,6 +90,21 @@ expect_error "definition of a running producer without template memory" "must ke
 virsh dominfo $prod | grep -qE '^Persistent: +no' || fail "a refused definition made $prod persistent"
 [ "$(virsh domstate $prod)" = running ] || fail "$prod is $(virsh domstate $prod) after a refused definition"
 virsh destroy $prod >/dev/null
+
+# A clone's XML naming an inactive defined domain: the clone would take
+# its place, persistent.
+victim=e2e-guard-defined
+virsh define "$(domxml $victim --memory 128)" >/dev/null
+virsh dumpxml --inactive $victim >"$E2E_DIR/$victim-before.xml"
+sed -e "s|<name>$tmpl</name>|<name>$victim</name>|" \
+    -e "s|<uuid>[^<]*</uuid>|<uuid>$(virsh domuuid $victim)</uuid>|" \
+    "$E2E_DIR/$tmpl-inactive.xml" >"$E2E_DIR/$victim-clone.xml"
+expect_error "clone with a defined domain's name and UUID" "a clone cannot take its name and UUID" \
+    virsh clone-from-template $tmpl --xml "$E2E_DIR/$victim-clone.xml" --paused
+[ -z "$(qemu_pids $victim)" ] || fail "a clone runs as $victim"
+virsh dumpxml --inactive $victim | cmp -s - "$E2E_DIR/$victim-before.xml" ||
+    fail "a refused clone changed the definition of $victim"
+virsh undefine $victim >/dev/null
 
 virsh list --all --template --name | grep -qx $tmpl || fail "$tmpl is no template any more"
 [ "$(sha256sum "$dir/pc.ram" | cut -d' ' -f1)" = "$ram_sum" ] || fail "the template's RAM file changed"
