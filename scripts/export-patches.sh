@@ -11,7 +11,13 @@ out=${1:-}
 git -C "$SRC_DIR" diff --quiet HEAD -- . ||
     die "build/libvirt has uncommitted changes; commit them there first"
 
-excludes=$(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files")
+# The new files, and those the repository no longer has, which the
+# "project: new files" commits still add and then remove.
+excludes=$({
+    cat "$SRC_DIR/.git/project-new-files"
+    git -C "$SRC_DIR" log --format= --name-only \
+        --grep='^project: new files of the series$' pristine..HEAD
+} | sort -u | sed -e '/^$/d' -e 's|^|:(exclude)|')
 tmp=$(mktemp -d)
 git -C "$SRC_DIR" format-patch -q --no-signature --zero-commit --no-numbered \
     -o "$tmp" pristine..HEAD -- . $excludes

@@ -94,3 +94,9 @@ domain_uuid() {
 template_dir() {
     echo "$PREFIX/var/lib/libvirt/qemu/template/$(domain_uuid "$1")"
 }
+
+# template_record NAME: the daemon's record of the files of the template of
+# the test guest NAME, kept where no QEMU can write it.
+template_record() {
+    echo "$PREFIX/var/lib/libvirt/qemu/template-records/$(domain_uuid "$1").xml"
+}

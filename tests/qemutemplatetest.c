@@ -135,11 +135,11 @@ testCloneDef(const void *opaque)
 
 
 static int
-testRecordRefuses(const char *dir,
+testRecordRefuses(const char *record,
                   const char *what,
                   const char *error)
 {
-    if (qemuTemplateRecordCheck(dir) == 0) {
+    if (qemuTemplateRecordCheck(record) == 0) {
         VIR_TEST_DEBUG("%s was not refused", what);
         return -1;
     }
@@ -163,7 +163,7 @@ testRecord(const void *opaque G_GNUC_UNUSED)
         return -1;
     file = g_build_filename(dir, "pc.ram", NULL);
     other = g_build_filename(dir, "other.ram", NULL);
-    record = g_build_filename(dir, "template.files", NULL);
+    record = g_build_filename(dir, "record.xml", NULL);
 
     if (virFileWriteStr(file, "memory", 0600) < 0 ||
         virFileWriteStr(other, "memory", 0600) < 0)
@@ -176,7 +176,7 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     if (virFileWriteStr(record, virBufferCurrentContent(&buf), 0600) < 0)
         goto cleanup;
 
-    if (qemuTemplateRecordCheck(dir) < 0) {
+    if (qemuTemplateRecordCheck(record) < 0) {
         VIR_TEST_DEBUG("the unchanged file was refused");
         goto cleanup;
     }
@@ -184,19 +184,19 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     /* Written behind the daemon's back: same size, later mtime. */
     if (utimensat(AT_FDCWD, file, later, 0) < 0)
         goto cleanup;
-    if (testRecordRefuses(dir, "a written file", "was changed after the template was created") < 0)
+    if (testRecordRefuses(record, "a written file", "was changed after the template was created") < 0)
         goto cleanup;
 
     /* Replaced by another file of the same size. */
     if (rename(other, file) < 0)
         goto cleanup;
-    if (testRecordRefuses(dir, "a replaced file", "was changed after the template was created") < 0)
+    if (testRecordRefuses(record, "a replaced file", "was changed after the template was created") < 0)
         goto cleanup;
 
     /* Gone. */
     if (unlink(file) < 0)
         goto cleanup;
-    if (testRecordRefuses(dir, "a missing file", "is not usable") < 0)
+    if (testRecordRefuses(record, "a missing file", "is not usable") < 0)
         goto cleanup;
 
     ret = 0;

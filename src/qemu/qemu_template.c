@@ -31,6 +31,7 @@
 #include "qemu_process.h"
 #include "qemu_saveimage.h"
 #include "qemu_security.h"
+#include "storage_file_probe.h"
 #include "storage_source.h"
 #include "domain_audit.h"
 #include "domain_validate.h"
@@ -333,13 +334,32 @@ qemuTemplateImagePath(const virDomainDef *def)
 }
 
 
-/* The files a template is made of as they were when it was created: its
- * RAM files and the images of its writable disks, which became the
- * read-only base of every clone's overlay, with their backing chains. */
+/* The record of the files a template is made of as they were when it was
+ * created: its RAM files and the images of its writable disks, which
+ * became the read-only base of every clone's overlay, with their backing
+ * chains, and the owner and mode the images had. It is the daemon's
+ * alone, kept where no QEMU can write it and that outlives a template
+ * directory on a tmpfs, so that the images of a template lost with its
+ * directory are still given back. */
 static char *
-qemuTemplateRecordPath(const char *dir)
+qemuTemplateRecordDir(virQEMUDriver *driver)
 {
-    return g_strdup_printf("%s/template.files", dir);
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+
+    return g_strdup_printf("%s/template-records", cfg->libDir);
+}
+
+
+/* The record of the template in @dir, named after its UUID (validation
+ * makes every template directory one). */
+static char *
+qemuTemplateRecordPath(virQEMUDriver *driver,
+                       const char *dir)
+{
+    g_autofree char *records = qemuTemplateRecordDir(driver);
+    g_autofree char *uuid = g_path_get_basename(dir);
+
+    return g_strdup_printf("%s/%s.xml", records, uuid);
 }
 
 
@@ -498,7 +518,8 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
                         const char *partial)
 {
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
-    g_autofree char *path = qemuTemplateRecordPath(vm->def->mem.tmpl->path);
+    g_autofree char *records = qemuTemplateRecordDir(driver);
+    g_autofree char *path = qemuTemplateRecordPath(driver, vm->def->mem.tmpl->path);
     g_autofree char *image = qemuTemplateImagePath(vm->def);
     g_autofree char *xml = NULL;
     g_auto(GStrv) files = NULL;
@@ -537,16 +558,20 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
     virBufferAddLit(&buf, "</templateFiles>\n");
     xml = virBufferContentAndReset(&buf);
 
+    if (g_mkdir_with_parents(records, S_IRWXU) < 0) {
+        virReportSystemError(errno, _("unable to create directory '%1$s'"), records);
+        return -1;
+    }
+
     return virFileRewriteStr(path, S_IRUSR | S_IWUSR, xml);
 }
 
 
 static xmlNodePtr *
-qemuTemplateRecordRead(const char *dir,
+qemuTemplateRecordRead(const char *path,
                        xmlDocPtr *doc,
                        int *nnodes)
 {
-    g_autofree char *path = qemuTemplateRecordPath(dir);
     g_autoptr(xmlXPathContext) ctxt = NULL;
     xmlNodePtr *nodes = NULL;
 
@@ -568,14 +593,14 @@ qemuTemplateRecordRead(const char *dir,
  * a RAM file truncated, replaced or written, or a base image written since,
  * would make a clone that continues from a state that never existed. */
 int
-qemuTemplateRecordCheck(const char *dir)
+qemuTemplateRecordCheck(const char *record)
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
     size_t i;
 
-    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
         return -1;
 
     for (i = 0; i < nnodes; i++) {
@@ -755,7 +780,7 @@ qemuTemplateCheckSnapshot(virDomainObj *vm)
 /* The disk images a template is made of, as its record lists them: the
  * bases of its clones' overlays and their backing chains. */
 static char **
-qemuTemplateRecordDiskPaths(const char *dir)
+qemuTemplateRecordDiskPaths(const char *record)
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
@@ -763,7 +788,7 @@ qemuTemplateRecordDiskPaths(const char *dir)
     int nnodes = 0;
     size_t i;
 
-    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
         return NULL;
 
     for (i = 0; i < nnodes; i++) {
@@ -799,6 +824,7 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
                              virDomainDiskDef *disk,
                              virStorageSource *base)
 {
+    g_autofree char *record = NULL;
     g_auto(GStrv) paths = NULL;
     virStorageSource *n;
 
@@ -807,7 +833,9 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
 
     /* The record says which images are the template's, also for a clone
      * restored from a save image, which knows no overlays of its own. */
-    if (!(paths = qemuTemplateRecordDiskPaths(vm->def->mem.tmpl->path)))
+    record = qemuTemplateRecordPath(QEMU_DOMAIN_PRIVATE(vm)->driver,
+                                    vm->def->mem.tmpl->path);
+    if (!(paths = qemuTemplateRecordDiskPaths(record)))
         return -1;
 
     for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
@@ -860,7 +888,7 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
 
 /**
  * qemuTemplateCheckCloneSource:
- * @def: definition of a clone (see qemuTemplateIsClone())
+ * @vm: domain object of a clone (see qemuTemplateIsClone())
  *
  * A clone restored from a save image, or reverted to, maps the RAM files
  * its XML names: they must be those of a template that is published and
@@ -872,18 +900,21 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
  * Returns 0 if they are, -1 with an error reported otherwise.
  */
 int
-qemuTemplateCheckCloneSource(const virDomainDef *def)
+qemuTemplateCheckCloneSource(virDomainObj *vm)
 {
-    g_autofree char *image = qemuTemplateImagePath(def);
+    g_autofree char *image = qemuTemplateImagePath(vm->def);
+    g_autofree char *record = NULL;
 
     if (!virFileExists(image)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("domain '%1$s' is a clone of no template that exists"),
-                       def->name);
+                       vm->def->name);
         return -1;
     }
 
-    return qemuTemplateRecordCheck(def->mem.tmpl->path);
+    record = qemuTemplateRecordPath(QEMU_DOMAIN_PRIVATE(vm)->driver,
+                                    vm->def->mem.tmpl->path);
+    return qemuTemplateRecordCheck(record);
 }
 
 
@@ -907,17 +938,19 @@ typedef int (*qemuTemplateBaseFunc)(int fd,
                                     xmlNodePtr node,
                                     void *opaque);
 
-/* Calls @func on each disk image of the record in @dir, open as @fd: the
+/* Calls @func on each disk image of the record of @dir, open as @fd: the
  * daemon acts as root on files anyone could replace, so only by
  * descriptor, and only on the file recorded (same device and inode, one
  * name). A file that is gone or not the one recorded is an error if
  * @strict (making a template), skipped otherwise (giving one back). */
 static int
-qemuTemplateBasesForEach(const char *dir,
+qemuTemplateBasesForEach(virQEMUDriver *driver,
+                         const char *dir,
                          bool strict,
                          qemuTemplateBaseFunc func,
                          void *opaque)
 {
+    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
@@ -926,7 +959,7 @@ qemuTemplateBasesForEach(const char *dir,
     int ret = 0;
     int rc;
 
-    if (!(nodes = qemuTemplateRecordRead(dir, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
         return -1;
 
     for (i = 0; i < nnodes; i++) {
@@ -988,7 +1021,6 @@ qemuTemplateBasesForEach(const char *dir,
 
     /* what was changed before a failure too */
     if (changed) {
-        g_autofree char *record = qemuTemplateRecordPath(dir);
         g_autofree char *xml = NULL;
         xmlChar *buf = NULL;
         int len;
@@ -1113,7 +1145,7 @@ qemuTemplateBasesProtect(virQEMUDriver *driver,
         .gid = qemuTemplateQEMUGroup(cfg, vm->def),
     };
 
-    return qemuTemplateBasesForEach(vm->def->mem.tmpl->path, strict,
+    return qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, strict,
                                     qemuTemplateBaseProtect, &data);
 }
 
@@ -1160,14 +1192,15 @@ qemuTemplateBaseRelease(int fd,
 /* Gives back the disk images of a template that is no more (or never was)
  * and forgets its record. */
 static int
-qemuTemplateRecordRelease(const virDomainDef *def)
+qemuTemplateRecordRelease(virQEMUDriver *driver,
+                          const virDomainDef *def)
 {
-    g_autofree char *path = qemuTemplateRecordPath(def->mem.tmpl->path);
+    g_autofree char *path = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
 
     if (!virFileExists(path))
         return 0;
 
-    if (qemuTemplateBasesForEach(def->mem.tmpl->path, false,
+    if (qemuTemplateBasesForEach(driver, def->mem.tmpl->path, false,
                                  qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
@@ -1380,19 +1413,14 @@ qemuTemplateLoad(virDomainObj *vm,
         partial = g_strdup_printf("%s.partial", path);
 
         /* Until template-create takes it, the directory is the producer's
-         * QEMU's: an image or a record found in it then is not the
-         * daemon's, whatever it names. */
-        if ((dirfd = open(vm->def->mem.tmpl->path,
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-            !qemuTemplateDirIsTaken(dirfd)) {
-            vm->hasTemplate = false;
-            virObjectUnlock(vm);
-            return 0;
+         * QEMU's: an image found in it then is not the daemon's. */
+        vm->hasTemplate = false;
+        if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0 &&
+            qemuTemplateDirIsTaken(dirfd)) {
+            vm->hasTemplate = virFileExists(path);
+            if (unlink(partial) < 0 && errno != ENOENT)
+                VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
         }
-
-        vm->hasTemplate = virFileExists(path);
-        if (unlink(partial) < 0 && errno != ENOENT)
-            VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
 
         if (vm->hasTemplate) {
             /* A producer still running is stopped when the daemon
@@ -1403,7 +1431,9 @@ qemuTemplateLoad(virDomainObj *vm,
                          vm->def->name);
             qemuTemplateRemoveStrayOverlays(driver, dir);
         } else {
-            if (qemuTemplateRecordRelease(vm->def) < 0)
+            /* The record is the daemon's own, wherever the directory went:
+             * a tmpfs does not outlive a reboot. */
+            if (qemuTemplateRecordRelease(driver, vm->def) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
             qemuTemplateReclaimRAMFiles(driver, vm);
@@ -1468,6 +1498,7 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
 int
 qemuTemplateDiscard(virDomainObj *vm)
 {
+    virQEMUDriver *driver = QEMU_DOMAIN_PRIVATE(vm)->driver;
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
 
@@ -1477,7 +1508,7 @@ qemuTemplateDiscard(virDomainObj *vm)
     /* The disk images first: a template whose images could not all be
      * given back stays one (its clones protect them again), and a crash
      * here leaves one that the next daemon start protects again. */
-    if (qemuTemplateBasesForEach(vm->def->mem.tmpl->path, false,
+    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, false,
                                  qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
@@ -1489,7 +1520,7 @@ qemuTemplateDiscard(virDomainObj *vm)
     }
     vm->hasTemplate = false;
 
-    if (qemuTemplateRecordRelease(vm->def) < 0)
+    if (qemuTemplateRecordRelease(driver, vm->def) < 0)
         return -1;
 
     if (rmdir(area) < 0 && errno != ENOENT)
@@ -1680,9 +1711,16 @@ qemuTemplateCheckSockets(virDomainObj *vm)
 static int
 qemuTemplateCreateCheckDevices(virDomainObj *vm)
 {
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(QEMU_DOMAIN_PRIVATE(vm)->driver);
+    g_autoptr(virStorageSource) image = virStorageSourceNew();
     virDomainDef *def = vm->def;
     virStorageSource *n;
+    struct stat sb;
+    uid_t uid;
+    gid_t gid;
     size_t i;
+
+    qemuDomainGetImageIds(cfg, def, image, NULL, &uid, &gid);
 
     for (i = 0; i < def->ndisks; i++) {
         virDomainDiskDef *disk = def->disks[i];
@@ -1712,6 +1750,18 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
                                _("disk '%1$s' has an external data file or a slice: it cannot be the read-only base of clones"),
                                disk->dst);
+                return -1;
+            }
+
+            /* Each clone's start gives the backing files to root and the
+             * group QEMU runs as (qemuTemplateCloneCreateOverlays()). */
+            if (n != disk->src && uid != 0 && n->path &&
+                virStorageSourceIsLocalStorage(n) && stat(n->path, &sb) == 0 &&
+                (!(sb.st_mode & S_IRGRP) || (sb.st_mode & (S_IWGRP | S_IWOTH)))) {
+                virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                               _("backing file '%1$s' of disk '%2$s' has mode %3$04o: clones read it as group %4$u, so it must be readable by the group and writable only by its owner, as 0640 or 0644 are"),
+                               n->path, disk->dst, (unsigned int) (sb.st_mode & 07777),
+                               (unsigned int) gid);
                 return -1;
             }
         }
@@ -2193,7 +2243,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     /* Its disk images are protected once it has stopped: whatever can be
      * checked is, while it can still run on. */
-    if (qemuTemplateBasesForEach(vm->def->mem.tmpl->path, true,
+    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, true,
                                  qemuTemplateBaseCheck, NULL) < 0)
         goto endjob;
 
@@ -2241,13 +2291,10 @@ qemuTemplateCreate(virQEMUDriver *driver,
             virErrorPtr orig_err;
 
             virErrorPreserveLast(&orig_err);
-            if (qemuTemplateRecordRelease(vm->def) < 0) {
-                /* The directory keeps the record and stays the daemon's,
-                 * for the next daemon start to give them back. */
+            /* If not now, the next daemon start gives them back. */
+            if (qemuTemplateRecordRelease(driver, vm->def) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
-                dirTaken = false;
-            }
             virErrorRestore(&orig_err);
         }
 
@@ -2686,6 +2733,91 @@ qemuTemplateBaseCapacity(virStorageSource *base,
 }
 
 
+/* Reads the backing chain of @base, a copy of a template's disk image, one
+ * image at a time, each through a descriptor: the producer's QEMU could
+ * have written the backing names in the images, and the daemon opens, as
+ * root, only files the template recorded (@recorded), and none that would
+ * block (a FIFO). */
+static int
+qemuTemplateBaseChainRead(virStorageSource *base,
+                          char **recorded)
+{
+    virStorageSource *n = base;
+    unsigned int depth;
+
+    for (depth = 1; depth <= QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH; depth++) {
+        g_autoptr(virStorageSource) backing = NULL;
+        g_autofree char *buf = NULL;
+        VIR_AUTOCLOSE fd = -1;
+        struct stat sb;
+        ssize_t len;
+        int rc;
+
+        if (!n->path || !g_strv_contains((const char * const *) recorded, n->path)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the backing chain of template disk image '%1$s' holds '%2$s', which the template did not record"),
+                           base->path, NULLSTR(n->path));
+            return -1;
+        }
+
+        if ((fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+            fstat(fd, &sb) < 0) {
+            virReportSystemError(errno, _("unable to open template disk image '%1$s'"),
+                                 n->path);
+            return -1;
+        }
+
+        if (!S_ISREG(sb.st_mode)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("template disk image '%1$s' is not a regular file"),
+                           n->path);
+            return -1;
+        }
+
+        if ((len = virFileReadHeaderFD(fd, VIR_STORAGE_MAX_HEADER, &buf)) < 0) {
+            virReportSystemError(errno, _("unable to read template disk image '%1$s'"),
+                                 n->path);
+            return -1;
+        }
+
+        if (virStorageFileProbeGetMetadata(n, buf, len) < 0)
+            return -1;
+
+        if (n->dataFileRaw) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                           _("template disk image '%1$s' has an external data file"),
+                           n->path);
+            return -1;
+        }
+
+        if (!n->backingStoreRaw) {
+            n->backingStore = virStorageSourceNew();
+            n->backingStore->detected = true;
+            return 0;
+        }
+
+        if ((rc = virStorageSourceNewFromBacking(n, &backing)) < 0)
+            return -1;
+
+        if (rc == 1 || backing->format <= VIR_STORAGE_FILE_NONE) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("backing image '%1$s' of template disk image '%2$s' has no usable location or format in the image metadata"),
+                           n->backingStoreRaw, n->path);
+            return -1;
+        }
+
+        backing->id = depth;
+        n->backingStore = g_steal_pointer(&backing);
+        n = n->backingStore;
+    }
+
+    virReportError(VIR_ERR_OPERATION_FAILED,
+                   _("the backing chain of template disk image '%1$s' is too deep"),
+                   base->path);
+    return -1;
+}
+
+
 /* Puts a new qcow2 overlay on each of the template's disk images that
  * clones share as their read-only base. The overlay goes where the clone's
  * XML puts the disk if that differs from the template, else in the clone's
@@ -2703,6 +2835,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
     g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path,
                                                      def->name);
     bool selinux = qemuTemplateHasSecurityModel(driver, "selinux");
+    g_autofree char *record = qemuTemplateRecordPath(driver, tmplDef->mem.tmpl->path);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     g_auto(GStrv) recorded = NULL;
     size_t ncreated = 0;
@@ -2798,30 +2931,12 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
          * user QEMU runs as. The image keeps no chain: detect it here, or
          * the clone's start would, without these labels. */
         overlay->backingStore = virStorageSourceCopy(base, false);
-        if (virStorageSourceGetMetadata(overlay->backingStore, -1, -1,
-                                        QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH,
-                                        true) < 0 ||
+        if ((!recorded &&
+             !(recorded = qemuTemplateRecordDiskPaths(record))) ||
+            qemuTemplateBaseChainRead(overlay->backingStore, recorded) < 0 ||
             qemuTemplateBaseCapacity(overlay->backingStore, &capacity) < 0) {
             VIR_FORCE_CLOSE(fd);
             goto cleanup;
-        }
-
-        /* The producer's QEMU could write the backing names of the base:
-         * nothing but what template-create recorded gets the clone's
-         * labels. */
-        if (!recorded &&
-            !(recorded = qemuTemplateRecordDiskPaths(tmplDef->mem.tmpl->path))) {
-            VIR_FORCE_CLOSE(fd);
-            goto cleanup;
-        }
-        for (n = overlay->backingStore; virStorageSourceIsBacking(n); n = n->backingStore) {
-            if (!n->path || !g_strv_contains((const char * const *) recorded, n->path)) {
-                virReportError(VIR_ERR_OPERATION_FAILED,
-                               _("the backing chain of template disk image '%1$s' holds '%2$s', which the template did not record"),
-                               base->path, NULLSTR(n->path));
-                VIR_FORCE_CLOSE(fd);
-                goto cleanup;
-            }
         }
 
         /* Formatted through the file created above: its path may be in a
@@ -3065,6 +3180,7 @@ qemuTemplateClone(virConnectPtr conn,
     g_autoptr(qemuMigrationParams) restoreParams = qemuMigrationParamsNew();
     g_autofree char *path = NULL;
     g_autofree char *dir = NULL;
+    g_autofree char *record = NULL;
     unsigned char uuid[VIR_UUID_BUFLEN];
     g_auto(GStrv) overlays = NULL;
     qemuTemplateOutsideOverlays outside = { 0 };
@@ -3126,6 +3242,7 @@ qemuTemplateClone(virConnectPtr conn,
 
     path = qemuTemplateImagePath(tmpl->def);
     dir = g_strdup(tmpl->def->mem.tmpl->path);
+    record = qemuTemplateRecordPath(driver, dir);
     memcpy(uuid, tmpl->def->uuid, VIR_UUID_BUFLEN);
     tmplPriv->templateClonesStarting++;
     virObjectUnlock(tmpl);
@@ -3159,7 +3276,7 @@ qemuTemplateClone(virConnectPtr conn,
     if (!(def = qemuTemplateCloneDef(driver, tmplDef, name, dxml)) ||
         ensureACL(conn, def) < 0 ||
         qemuTemplateCheckMemoryFiles(driver, def) < 0 ||
-        qemuTemplateRecordCheck(tmplDef->mem.tmpl->path) < 0)
+        qemuTemplateRecordCheck(record) < 0)
         goto relock;
 
     if (nnics > 0 &&

@@ -37,7 +37,7 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
                           virQEMUSaveData *data);
 
 int
-qemuTemplateCheckCloneSource(const virDomainDef *def);
+qemuTemplateCheckCloneSource(virDomainObj *vm);
 
 int
 qemuTemplateCheckRevert(virDomainObj *vm,

@@ -37,4 +37,4 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
                              const char *as);
 
 int
-qemuTemplateRecordCheck(const char *dir);
+qemuTemplateRecordCheck(const char *record);

@@ -1,12 +1,14 @@
 #!/bin/sh
 # A template whose disk is a qcow2 image on a backing file: its clones read
-# that file too, so the template's record lists it, and a backing file
-# written behind libvirt's back stops clones as a written base does.
+# that file too, so the template's record lists it, one they could not
+# read is refused, and a backing file written behind libvirt's back stops
+# clones as a written base does.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
 tmpl=e2e-chain
 dir="$(template_dir $tmpl)"
+record="$(template_record $tmpl)"
 backing="$E2E_DIR/$tmpl-golden.img"
 top="$E2E_DIR/$tmpl-top.qcow2"
 cleanup() {
@@ -23,11 +25,19 @@ virsh define "$(domxml $tmpl --memory 256 --disk "$top" --template)" >/dev/null
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "the template does not write its disk"
+# Clones read the backing file as the group QEMU runs as: one only its
+# owner may read (as vol-create-as makes them) is refused, not left for
+# every clone to fail on.
+chmod 0600 "$backing"
+expect_error "template-create with a backing file of mode 0600" \
+    "backing file '$backing' of disk 'vda' has mode 0600" virsh template-create $tmpl
+[ "$(virsh domstate $tmpl)" = running ] || fail "a refused template-create left $tmpl $(virsh domstate $tmpl)"
+chmod 0644 "$backing"
 virsh template-create $tmpl >/dev/null || fail "template-create of a disk on a backing file failed"
 tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
-grep -Eq "<backing .* path=.$backing./>" "$dir/template.files" ||
-    fail "the template record does not list the backing file: $(cat "$dir/template.files")"
-echo "template record: $(grep -o "<backing .*/>" "$dir/template.files")"
+grep -Eq "<backing .* path=.$backing./>" "$record" ||
+    fail "the template record does not list the backing file: $(cat "$record")"
+echo "template record: $(grep -o "<backing .*/>" "$record")"
 
 c=$tmpl-clone-1
 virsh clone-from-template $tmpl $c >/dev/null || fail "clone-from-template failed"

@@ -8,6 +8,7 @@ set -eu
 
 tmpl=e2e-disk
 dir="$(template_dir $tmpl)"
+tmpl_record="$(template_record $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 xml_overlay="$E2E_DIR/$tmpl-xml-clone.qcow2"
 clones="$tmpl-clone-1 $tmpl-clone-2 $tmpl-xml-clone"
@@ -32,8 +33,8 @@ tn=$(field n "$last")
 [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: mode $(stat -c %a "$base")"
 # Owner and mode as the stopped producer left them: its security driver
 # gave the image back to root before the daemon took it.
-grep -Eq "<base .*mode=.0640. owner=.0. group=.0. .*path=.$base. taken=.yes. protected=.yes./>" "$dir/template.files" ||
-    fail "the template record does not list the base: $(cat "$dir/template.files")"
+grep -Eq "<base .*mode=.0640. owner=.0. group=.0. .*path=.$base. taken=.yes. protected=.yes./>" "$tmpl_record" ||
+    fail "the template record does not list the base: $(cat "$tmpl_record")"
 [ "$(stat -c %U:%G:%a "$dir/pc.ram")" = "root:$QEMU_GROUP:440" ] ||
     fail "the RAM file is $(stat -c %U:%G:%a "$dir/pc.ram"), not root:$QEMU_GROUP:440"
 [ "$(stat -c %a:%u "$dir")" = "711:$(id -u)" ] ||

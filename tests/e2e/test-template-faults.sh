@@ -9,6 +9,7 @@ set -eu
 
 tmpl=e2e-fault
 dir="$(template_dir $tmpl)"
+record="$(template_record $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 # the full disk of part 4: a small tmpfs on the template directory
 mnt="$dir"
@@ -97,7 +98,7 @@ for delay in 0.01 0.03 0.06 0.1 0.2 taken; do
     if virsh list --all --template --name | grep -qx $tmpl; then
         # Made it: a whole template whose producer does not run on.
         wait_gone $tmpl || fail "delay $delay: the producer of a complete template still runs"
-        [ -f "$dir/template.save" ] && [ -f "$dir/template.files" ] || fail "delay $delay: half a template"
+        [ -f "$dir/template.save" ] && [ -f "$record" ] || fail "delay $delay: half a template"
         # protected once the reconnect has stopped the producer, in the background
         for _ in $(seq 1 100); do
             [ "$(stat -c %a "$base")" != 440 ] || break
@@ -113,8 +114,8 @@ for delay in 0.01 0.03 0.06 0.1 0.2 taken; do
     else
         # Rolled back: the domain runs on, with nothing of a template left.
         [ "$(virsh domstate $tmpl)" = running ] || fail "delay $delay: the producer is $(virsh domstate $tmpl)"
-        for f in template.save template.save.partial template.files; do
-            [ ! -e "$dir/$f" ] || fail "delay $delay: $f left"
+        for f in "$dir/template.save" "$dir/template.save.partial" "$record"; do
+            [ ! -e "$f" ] || fail "delay $delay: $f left"
         done
         [ "$(stat -c %a "$base")" = 640 ] || fail "delay $delay: the base is still read-only"
         # the RAM file is the producer's again, as a start makes it

@@ -12,6 +12,7 @@ set -eu
 
 tmpl=e2e-record
 dir="$(template_dir $tmpl)"
+record="$(template_record $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
 extra="$E2E_DIR/$tmpl-extra.img"
 nvram="$E2E_DIR/$tmpl.nvram"
@@ -38,8 +39,8 @@ make_template() {
 
 # 1. The template image is recorded; its XML cannot be rewritten.
 make_template
-grep -Eq "<image .* path=.$dir/template.save./>" "$dir/template.files" ||
-    fail "the record does not list the template image: $(cat "$dir/template.files")"
+grep -Eq "<image .* path=.$dir/template.save./>" "$record" ||
+    fail "the record does not list the template image: $(cat "$record")"
 image_sum=$(sha256sum "$dir/template.save" | cut -d' ' -f1)
 virsh save-image-dumpxml "$dir/template.save" |
     sed "s|<name>$tmpl</name>|&<description>changed</description>|" >"$E2E_DIR/$tmpl-image.xml"
