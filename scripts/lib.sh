@@ -98,5 +98,5 @@ template_dir() {
 # template_record NAME: the daemon's record of the files of the template of
 # the test guest NAME, kept where no QEMU can write it.
 template_record() {
-    echo "$PREFIX/var/lib/libvirt/qemu/template-records/$(domain_uuid "$1").xml"
+    echo "$PREFIX/var/lib/libvirt/template-records/$(domain_uuid "$1").xml"
 }

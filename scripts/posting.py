@@ -739,13 +739,16 @@ def main():
                 same = [p for p in cands if os.path.dirname(p) == os.path.dirname(c.path)]
                 if same:
                     cands = same
-                if len(cands) != 1:
+                if not cands and names:
+                    pass    # generated at build time: the map says what it declares
+                elif len(cands) != 1:
                     die("%s: cannot tell which header %s is (%d candidates)"
                         % (c.path, c.name, len(cands)))
-                key = (tree, cands[0])
-                if key not in header_cache:
-                    header_cache[key] = declared_names(cat(cands[0]))
-                names |= header_cache[key]
+                else:
+                    key = (tree, cands[0])
+                    if key not in header_cache:
+                        header_cache[key] = declared_names(cat(cands[0]))
+                    names |= header_cache[key]
             elif not names:
                 die("%s: the map says nothing of what %s declares (an 'include' line)"
                     % (c.path, c.name))

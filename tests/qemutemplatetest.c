@@ -158,6 +158,7 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
     struct timespec later[2] = { { 0, UTIME_OMIT }, { 2000000000, 0 } };
     int ret = -1;
+    int rc;
 
     if (!g_mkdtemp(dir))
         return -1;
@@ -180,6 +181,14 @@ testRecord(const void *opaque G_GNUC_UNUSED)
         VIR_TEST_DEBUG("the unchanged file was refused");
         goto cleanup;
     }
+
+    /* A record in a directory others may write is not the daemon's. */
+    if (chmod(dir, 0755) < 0)
+        goto cleanup;
+    rc = testRecordRefuses(record, "a record others may replace",
+                           "is not the daemon's alone");
+    if (chmod(dir, 0700) < 0 || rc < 0)
+        goto cleanup;
 
     /* Written behind the daemon's back: same size, later mtime. */
     if (utimensat(AT_FDCWD, file, later, 0) < 0)

@@ -31,6 +31,7 @@
 #include "qemu_process.h"
 #include "qemu_saveimage.h"
 #include "qemu_security.h"
+#include "configmake.h"
 #include "storage_file_probe.h"
 #include "storage_source.h"
 #include "domain_audit.h"
@@ -46,6 +47,9 @@
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
 VIR_LOG_INIT("qemu.qemu_template");
+
+/* Far more than the record of a template with the most disks needs. */
+#define QEMU_TEMPLATE_RECORD_MAX (1024 * 1024)
 
 /* The depth the driver allows a disk's backing chain (qemu_domain.c). */
 #define QEMU_TEMPLATE_BASE_CHAIN_MAX_DEPTH 200
@@ -338,14 +342,23 @@ qemuTemplateImagePath(const virDomainDef *def)
  * created: its RAM files and the images of its writable disks, which
  * became the read-only base of every clone's overlay, with their backing
  * chains, and the owner and mode the images had. It is the daemon's
- * alone, kept where no QEMU can write it and that outlives a template
- * directory on a tmpfs, so that the images of a template lost with its
- * directory are still given back. */
+ * alone, kept where no QEMU can write at any level (not under libDir,
+ * which the daemon gives to the user QEMU runs as) and that outlives a
+ * template directory on a tmpfs, so that the images of a template lost
+ * with its directory are still given back. */
 static char *
 qemuTemplateRecordDir(virQEMUDriver *driver)
 {
-    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autoptr(virQEMUDriverConfig) cfg = NULL;
 
+    if (driver->embeddedRoot)
+        return g_strdup_printf("%s/lib/template-records", driver->embeddedRoot);
+
+    if (driver->privileged)
+        return g_strdup(LOCALSTATEDIR "/lib/libvirt/template-records");
+
+    /* a session daemon's QEMU runs as its own user */
+    cfg = virQEMUDriverGetConfig(driver);
     return g_strdup_printf("%s/template-records", cfg->libDir);
 }
 
@@ -360,6 +373,135 @@ qemuTemplateRecordPath(virQEMUDriver *driver,
     g_autofree char *uuid = g_path_get_basename(dir);
 
     return g_strdup_printf("%s/%s.xml", records, uuid);
+}
+
+
+/* Opens the directory of @record, which must be the daemon's with no
+ * access for anyone else, and gives the record's name in it. Returns the
+ * descriptor, -2 if the directory does not exist and @missingOK, or -1
+ * with an error reported. */
+static int
+qemuTemplateRecordDirOpen(const char *record,
+                          bool missingOK,
+                          char **name)
+{
+    g_autofree char *dir = g_path_get_dirname(record);
+    struct stat sb;
+    int fd;
+
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0) {
+        if (errno == ENOENT && missingOK)
+            return -2;
+        virReportSystemError(errno, _("unable to open template record directory '%1$s'"),
+                             dir);
+        return -1;
+    }
+
+    if (fstat(fd, &sb) < 0 || sb.st_uid != geteuid() ||
+        (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template record directory '%1$s' is not the daemon's alone"),
+                       dir);
+        VIR_FORCE_CLOSE(fd);
+        return -1;
+    }
+
+    *name = g_path_get_basename(record);
+    return fd;
+}
+
+
+/* Reads @record, a regular file of the daemon's with a single name, into
+ * @content. Returns 0, 1 if there is no such record, or -1 with an error
+ * reported. */
+static int
+qemuTemplateRecordLoad(const char *record,
+                       char **content)
+{
+    g_autofree char *name = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    VIR_AUTOCLOSE fd = -1;
+    struct stat sb;
+
+    if ((dirfd = qemuTemplateRecordDirOpen(record, true, &name)) == -2)
+        return 1;
+    if (dirfd < 0)
+        return -1;
+
+    if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0) {
+        if (errno == ENOENT)
+            return 1;
+        virReportSystemError(errno, _("unable to open template record '%1$s'"), record);
+        return -1;
+    }
+
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+        sb.st_uid != geteuid()) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template record '%1$s' is not a file of the daemon's"), record);
+        return -1;
+    }
+
+    if (virFileReadLimFD(fd, QEMU_TEMPLATE_RECORD_MAX, content) < 0) {
+        virReportSystemError(errno, _("unable to read template record '%1$s'"), record);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Replaces @record with @xml through its directory's descriptor, synced,
+ * writing only a file the daemon has just created. */
+static int
+qemuTemplateRecordStore(const char *record,
+                        const char *xml)
+{
+    g_autofree char *name = NULL;
+    g_autofree char *tmp = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    VIR_AUTOCLOSE fd = -1;
+    ssize_t len = strlen(xml);
+
+    if ((dirfd = qemuTemplateRecordDirOpen(record, false, &name)) < 0)
+        return -1;
+    tmp = g_strdup_printf("%s.new", name);
+
+    if ((unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT) ||
+        (fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                     S_IRUSR | S_IWUSR)) < 0 ||
+        safewrite(fd, xml, len) != len ||
+        fsync(fd) < 0 ||
+        VIR_CLOSE(fd) < 0 ||
+        renameat(dirfd, tmp, dirfd, name) < 0 ||
+        fsync(dirfd) < 0) {
+        virReportSystemError(errno, _("unable to write template record '%1$s'"), record);
+        ignore_value(unlinkat(dirfd, tmp, 0));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Removes @record, if there is one. */
+static int
+qemuTemplateRecordRemove(const char *record)
+{
+    g_autofree char *name = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+
+    if ((dirfd = qemuTemplateRecordDirOpen(record, true, &name)) == -2)
+        return 0;
+    if (dirfd < 0)
+        return -1;
+
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+        virReportSystemError(errno, _("unable to remove template record '%1$s'"), record);
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -563,7 +705,7 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
         return -1;
     }
 
-    return virFileRewriteStr(path, S_IRUSR | S_IWUSR, xml);
+    return qemuTemplateRecordStore(path, xml);
 }
 
 
@@ -573,9 +715,19 @@ qemuTemplateRecordRead(const char *path,
                        int *nnodes)
 {
     g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *xml = NULL;
     xmlNodePtr *nodes = NULL;
+    int rc;
 
-    if (!(*doc = virXMLParse(path, NULL, NULL, "templateFiles", &ctxt, NULL, false)))
+    if ((rc = qemuTemplateRecordLoad(path, &xml)) < 0)
+        return NULL;
+    if (rc > 0) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template record '%1$s' does not exist"), path);
+        return NULL;
+    }
+
+    if (!(*doc = virXMLParse(NULL, xml, path, "templateFiles", &ctxt, NULL, false)))
         return NULL;
 
     if ((*nnodes = virXPathNodeSet("./image|./ram|./base|./backing", ctxt, &nodes)) <= 0) {
@@ -647,11 +799,13 @@ static virDomainObj *
 qemuTemplateFindOfClone(virQEMUDriver *driver,
                         const virDomainDef *def)
 {
-    g_autofree char *base = g_path_get_basename(def->mem.tmpl->path);
+    g_autofree char *base = NULL;
     unsigned char uuid[VIR_UUID_BUFLEN];
     virDomainObj *tmpl = NULL;
 
-    if (virUUIDParse(base, uuid) == 0 &&
+    if (def->mem.tmpl->path &&
+        (base = g_path_get_basename(def->mem.tmpl->path)) &&
+        virUUIDParse(base, uuid) == 0 &&
         (tmpl = virDomainObjListFindByUUID(driver->domains, uuid))) {
         if (tmpl->hasTemplate && tmpl->def->mem.tmpl &&
             STREQ(tmpl->def->mem.tmpl->path, def->mem.tmpl->path))
@@ -1028,7 +1182,7 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
         xmlDocDumpFormatMemory(doc, &buf, &len, 1);
         xml = g_strndup((const char *) buf, len);
         xmlFree(buf);
-        if (virFileRewriteStr(record, S_IRUSR | S_IWUSR, xml) < 0)
+        if (qemuTemplateRecordStore(record, xml) < 0)
             return -1;
     }
 
@@ -1036,14 +1190,22 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
 }
 
 
-/* Nothing more than qemuTemplateBasesForEach() checks of each. */
+/* qemuTemplateBaseProtect() changes the owner and mode of each once the
+ * producer has stopped, when the guest's state is only in the template:
+ * try both now, changing nothing (root may not, on NFS with root_squash). */
 static int
-qemuTemplateBaseCheck(int fd G_GNUC_UNUSED,
-                      const char *path G_GNUC_UNUSED,
-                      const struct stat *sb G_GNUC_UNUSED,
+qemuTemplateBaseCheck(int fd,
+                      const char *path,
+                      const struct stat *sb,
                       xmlNodePtr node G_GNUC_UNUSED,
                       void *opaque G_GNUC_UNUSED)
 {
+    if (fchown(fd, sb->st_uid, sb->st_gid) < 0 ||
+        fchmod(fd, sb->st_mode & 07777) < 0) {
+        virReportSystemError(errno, _("unable to take template base '%1$s'"), path);
+        return -1;
+    }
+
     return 0;
 }
 
@@ -1196,20 +1358,17 @@ qemuTemplateRecordRelease(virQEMUDriver *driver,
                           const virDomainDef *def)
 {
     g_autofree char *path = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
+    g_autofree char *xml = NULL;
+    int rc;
 
-    if (!virFileExists(path))
-        return 0;
+    if ((rc = qemuTemplateRecordLoad(path, &xml)) != 0)
+        return rc < 0 ? -1 : 0;
 
     if (qemuTemplateBasesForEach(driver, def->mem.tmpl->path, false,
                                  qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
-    if (unlink(path) < 0 && errno != ENOENT) {
-        virReportSystemError(errno, _("unable to remove '%1$s'"), path);
-        return -1;
-    }
-
-    return 0;
+    return qemuTemplateRecordRemove(path);
 }
 
 

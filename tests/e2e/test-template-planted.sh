@@ -45,8 +45,9 @@ owner=$(stat -c %U "$dir")
 [ "$owner" = "$QEMU_USER" ] ||
     fail "test setup: the running producer's directory is $owner's, not $QEMU_USER's"
 
-# A record naming a file the QEMU cannot touch, as template-create writes
-# one, asking for it back as QEMU's user with every write bit.
+# A record in the directory, where the daemon keeps none, naming a file the
+# QEMU cannot touch, as template-create writes one, asking for it back as
+# QEMU's user with every write bit.
 qemu_uid=$(id -u "$QEMU_USER")
 qemu_gid=$(getent group "$QEMU_GROUP" | cut -d: -f3)
 record="<templateFiles>
@@ -81,4 +82,18 @@ wait_for_line "$E2E_DIR/$prod.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
 rm -f "$dir/template.files" "$dir/template.files.new" "$dir/template.save"
 virsh template-create $prod >/dev/null || fail "template-create after the planting failed"
 virsh dominfo $prod | grep -qE '^Template: +yes' || fail "$prod is no template"
+
+# The daemon's record is out of every QEMU's reach: not in a directory the
+# QEMU user owns (libDir is), so it can neither be replaced nor renamed.
+record="$(template_record $prod)"
+records="$(dirname "$record")"
+[ -f "$record" ] || fail "no record of the template at $record"
+for d in "$records" "$(dirname "$records")"; do
+    [ "$(stat -c %u "$d")" = 0 ] || fail "$d is not root's: $(stat -c %U:%G:%a "$d")"
+done
+as_qemu mv "$records" "$records.planted" 2>/dev/null &&
+    fail "$QEMU_USER could rename the record directory $records"
+as_qemu sh -c ': >"$1"' planted "$records/planted.xml" 2>/dev/null &&
+    fail "$QEMU_USER could write into the record directory $records"
+echo "record $record: $QEMU_USER can neither rename its directory nor write in it"
 echo "PASS: nothing planted in a producer's directory is taken for the daemon's"
