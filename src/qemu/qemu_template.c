@@ -1905,6 +1905,13 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
 
         /* Only image files are recorded and protected, each whole. */
         for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
+            if (!virStorageSourceIsLocalStorage(n) || !n->path) {
+                virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                               _("disk '%1$s' has a backing image that is not a local file: it cannot be the read-only base of clones"),
+                               disk->dst);
+                return -1;
+            }
+
             if (n->dataFileStore || n->sliceStorage) {
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
                                _("disk '%1$s' has an external data file or a slice: it cannot be the read-only base of clones"),
@@ -1914,8 +1921,7 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
 
             /* Each clone's start gives the backing files to root and the
              * group QEMU runs as (qemuTemplateCloneCreateOverlays()). */
-            if (n != disk->src && uid != 0 && n->path &&
-                virStorageSourceIsLocalStorage(n) && stat(n->path, &sb) == 0 &&
+            if (n != disk->src && uid != 0 && stat(n->path, &sb) == 0 &&
                 (!(sb.st_mode & S_IRGRP) || (sb.st_mode & (S_IWGRP | S_IWOTH)))) {
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
                                _("backing file '%1$s' of disk '%2$s' has mode %3$04o: clones read it as group %4$u, so it must be readable by the group and writable only by its owner, as 0640 or 0644 are"),
@@ -2930,6 +2936,14 @@ qemuTemplateBaseChainRead(virStorageSource *base,
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("template disk image '%1$s' is not a regular file"),
                            n->path);
+            return -1;
+        }
+
+        /* The clone's start gives it to the group every QEMU runs as. */
+        if (n != base && (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("backing file '%1$s' of template disk image '%2$s' may be written by others than its owner (mode %3$04o)"),
+                           n->path, base->path, (unsigned int) (sb.st_mode & 07777));
             return -1;
         }
 
