@@ -907,6 +907,36 @@ qemuTemplateCheckRevert(virDomainObj *vm,
 
 
 /**
+ * qemuTemplateCheckImageDefine:
+ * @def: definition a save image holds
+ * @newdef: definition it is to hold instead
+ *
+ * Refuses rewriting a save image to map the memory of a template that the
+ * saved domain does not map: restoring it would give the domain a
+ * template whose access was never checked, and a managed save image
+ * would make a persistent domain a clone.
+ *
+ * Returns 0 if allowed, -1 with an error reported.
+ */
+int
+qemuTemplateCheckImageDefine(const virDomainDef *def,
+                             const virDomainDef *newdef)
+{
+    if (!qemuTemplateIsClone(newdef))
+        return 0;
+
+    if (qemuTemplateIsClone(def) &&
+        STREQ(def->mem.tmpl->path, newdef->mem.tmpl->path))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("the new definition maps the memory of a template that domain '%1$s' is no clone of"),
+                   def->name);
+    return -1;
+}
+
+
+/**
  * qemuTemplateCheckSnapshot:
  * @vm: domain object
  * @def: definition of the snapshot to create
@@ -1105,6 +1135,7 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
                          void *opaque)
 {
     g_autofree char *record = qemuTemplateRecordPath(driver, dir);
+    g_autofree char *content = NULL;
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
@@ -1112,6 +1143,18 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
     bool changed = false;
     int ret = 0;
     int rc;
+
+    /* A template whose record is lost (a restored backup) can still be
+     * removed: what the record kept cannot be given back. */
+    if (!strict) {
+        if ((rc = qemuTemplateRecordLoad(record, &content)) < 0)
+            return -1;
+        if (rc > 0) {
+            VIR_WARN("Template record '%s' is gone: the disk images of template directory '%s' keep their owner and mode",
+                     record, dir);
+            return 0;
+        }
+    }
 
     if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
         return -1;

@@ -40,6 +40,10 @@ int
 qemuTemplateCheckCloneSource(virDomainObj *vm);
 
 int
+qemuTemplateCheckImageDefine(const virDomainDef *def,
+                             const virDomainDef *newdef);
+
+int
 qemuTemplateCheckRevert(virDomainObj *vm,
                         const virDomainDef *def);
 

@@ -4,8 +4,8 @@
 # parser's checks before it reaches a file name; no other QEMU starts on the
 # template's RAM files (create from its XML, snapshot revert); snapshots and
 # redefinitions that would change its memory, ABI or disks are refused.
-# A clone cannot take the place of a defined domain. Each refusal leaves
-# the template intact and clonable.
+# A clone cannot take the place of a defined domain, nor a managed save
+# image be made one. Each refusal leaves the template intact and clonable.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -94,7 +94,7 @@ virsh destroy $prod >/dev/null
 # A clone's XML naming an inactive defined domain: the clone would take
 # its place, persistent.
 victim=e2e-guard-defined
-virsh define "$(domxml $victim --memory 128)" >/dev/null
+virsh define "$(domxml $victim --memory 256)" >/dev/null
 virsh dumpxml --inactive $victim >"$E2E_DIR/$victim-before.xml"
 sed -e "s|<name>$tmpl</name>|<name>$victim</name>|" \
     -e "s|<uuid>[^<]*</uuid>|<uuid>$(virsh domuuid $victim)</uuid>|" \
@@ -104,6 +104,20 @@ expect_error "clone with a defined domain's name and UUID" "a clone cannot take 
 [ -z "$(qemu_pids $victim)" ] || fail "a clone runs as $victim"
 virsh dumpxml --inactive $victim | cmp -s - "$E2E_DIR/$victim-before.xml" ||
     fail "a refused clone changed the definition of $victim"
+
+# Its managed save image rewritten to map the template: restored, the
+# persistent domain would run as a clone whose access was never checked.
+virsh start $victim >/dev/null
+wait_for_line "$E2E_DIR/$victim.console" '^HEARTBEAT n=1 ' 120 >/dev/null || fail "$victim did not come up"
+virsh managedsave $victim >/dev/null
+virsh managedsave-dumpxml --security-info $victim |
+    sed -e "s|</currentMemory>|</currentMemory><memoryBacking><source type='file'/><access mode='private'/><template path='$dir'/></memoryBacking>|" \
+    >"$E2E_DIR/$victim-saved-clone.xml"
+grep -q "<template path='$dir'/>" "$E2E_DIR/$victim-saved-clone.xml" || fail "test setup: no template memory in the XML"
+expect_error "managed save image made a clone" "maps the memory of a template" \
+    virsh managedsave-define $victim "$E2E_DIR/$victim-saved-clone.xml"
+virsh managedsave-dumpxml $victim | grep -q "<template" && fail "a refused managedsave-define changed the image"
+virsh managedsave-remove $victim >/dev/null
 virsh undefine $victim >/dev/null
 
 virsh list --all --template --name | grep -qx $tmpl || fail "$tmpl is no template any more"
