@@ -237,6 +237,41 @@ testAddDomain(const char *name)
 }
 
 
+/* A save image is rewritten to map a template's memory only if the saved
+ * domain maps it already; its definition may lack a path (not validated). */
+static int
+testImageDefine(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainDef) tmpl = testParseProducer();
+    g_autoptr(virDomainDef) clone = NULL;
+    g_autoptr(virDomainDef) pathless = NULL;
+
+    if (!tmpl ||
+        !(clone = qemuTemplateCloneDef(&driver, tmpl, "saved", NULL)) ||
+        !(pathless = virDomainDefCopy(clone, driver.xmlopt, NULL, false)))
+        return -1;
+    g_clear_pointer(&pathless->mem.tmpl->path, g_free);
+
+    if (qemuTemplateCheckImageDefine(clone, clone) < 0 ||
+        qemuTemplateCheckImageDefine(tmpl, tmpl) < 0) {
+        VIR_TEST_DEBUG("an image cannot keep its own definition");
+        return -1;
+    }
+    if (qemuTemplateCheckImageDefine(pathless, clone) == 0 ||
+        testCheckRefusal("no clone of") < 0 ||
+        qemuTemplateCheckImageDefine(clone, pathless) == 0 ||
+        testCheckRefusal("no clone of") < 0) {
+        VIR_TEST_DEBUG("a path was given to or taken from a clone's image");
+        return -1;
+    }
+    if (qemuTemplateCheckImageDefine(tmpl, clone) == 0) {
+        VIR_TEST_DEBUG("the image of a domain that is no clone was made one");
+        return -1;
+    }
+    return testCheckRefusal("no clone of");
+}
+
+
 /* A snapshot of a clone reverts only onto the template the clone maps. */
 static int
 testRevert(const void *opaque G_GNUC_UNUSED)
@@ -335,6 +370,9 @@ mymain(void)
                   .error = "does not match source");
 
     if (virTestRun("record refuses changed files", testRecord, NULL) < 0)
+        ret = -1;
+    if (virTestRun("save images become clones only of their template",
+                   testImageDefine, NULL) < 0)
         ret = -1;
     if (virTestRun("revert only onto the clone's template", testRevert, NULL) < 0)
         ret = -1;

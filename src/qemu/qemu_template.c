@@ -896,7 +896,7 @@ qemuTemplateCheckRevert(virDomainObj *vm,
         return 0;
 
     if (qemuTemplateIsClone(vm->def) &&
-        STREQ(vm->def->mem.tmpl->path, def->mem.tmpl->path))
+        STREQ_NULLABLE(vm->def->mem.tmpl->path, def->mem.tmpl->path))
         return 0;
 
     virReportError(VIR_ERR_OPERATION_INVALID,
@@ -925,8 +925,9 @@ qemuTemplateCheckImageDefine(const virDomainDef *def,
     if (!qemuTemplateIsClone(newdef))
         return 0;
 
+    /* an image's definition is not validated: its path may be missing */
     if (qemuTemplateIsClone(def) &&
-        STREQ(def->mem.tmpl->path, newdef->mem.tmpl->path))
+        STREQ_NULLABLE(def->mem.tmpl->path, newdef->mem.tmpl->path))
         return 0;
 
     virReportError(VIR_ERR_OPERATION_INVALID,
