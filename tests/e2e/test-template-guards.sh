@@ -107,11 +107,17 @@ virsh dumpxml --inactive $victim | cmp -s - "$E2E_DIR/$victim-before.xml" ||
 
 # Its managed save image rewritten to map the template: restored, the
 # persistent domain would run as a clone whose access was never checked.
+# Its memory is file-backed and private, as a clone's, so that the ABI
+# check lets the template element through.
+virsh dumpxml --inactive $victim |
+    sed -e "s|</currentMemory>|</currentMemory><memoryBacking><source type='file'/><access mode='private'/></memoryBacking>|" \
+    >"$E2E_DIR/$victim-file.xml"
+virsh define "$E2E_DIR/$victim-file.xml" >/dev/null
 virsh start $victim >/dev/null
-wait_for_line "$E2E_DIR/$victim.console" '^HEARTBEAT n=1 ' 120 >/dev/null || fail "$victim did not come up"
+wait_for_line "$E2E_DIR/$victim.console" '^HEARTBEAT n=' 120 >/dev/null || fail "$victim did not come up"
 virsh managedsave $victim >/dev/null
 virsh managedsave-dumpxml --security-info $victim |
-    sed -e "s|</currentMemory>|</currentMemory><memoryBacking><source type='file'/><access mode='private'/><template path='$dir'/></memoryBacking>|" \
+    sed -e "s|<access mode='private'/>|<access mode='private'/><template path='$dir'/>|" \
     >"$E2E_DIR/$victim-saved-clone.xml"
 grep -q "<template path='$dir'/>" "$E2E_DIR/$victim-saved-clone.xml" || fail "test setup: no template memory in the XML"
 expect_error "managed save image made a clone" "maps the memory of a template" \

@@ -68,10 +68,14 @@ virsh destroy $name >/dev/null || fail "destroy failed"
 [ -z "$(qemu_pids $name)" ] || fail "QEMU still runs"
 virsh undefine $name >/dev/null || fail "undefine failed"
 
-# A domain with private template memory is a clone: it is never defined
-# (it maps its template's memory with the access checked when cloning) and
-# booting it is refused.
+# A domain with private template memory is a clone: it names its
+# template's directory, is never defined (it maps its template's memory
+# with the access checked when cloning) and booting it is refused.
 sed "s|<access mode='shared'/>|<access mode='private'/>|" "$xml" >"$E2E_DIR/$name-clone.xml"
+expect_error "a clone without its template's directory" "needs the path of its template's directory" \
+    virsh define "$E2E_DIR/$name-clone.xml"
+sed -i "s|<template/>|<template path='$tmpldir'/>|" "$E2E_DIR/$name-clone.xml"
+grep -q "<template path='$tmpldir'/>" "$E2E_DIR/$name-clone.xml" || fail "test setup: no path in the clone's XML"
 if out=$(virsh define "$E2E_DIR/$name-clone.xml" 2>&1); then
     fail "a clone XML was defined"
 fi
