@@ -709,8 +709,11 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
 }
 
 
+/* Parses the record @path. If @missing is given, no record is no error
+ * but sets it. */
 static xmlNodePtr *
 qemuTemplateRecordRead(const char *path,
+                       bool *missing,
                        xmlDocPtr *doc,
                        int *nnodes)
 {
@@ -722,8 +725,11 @@ qemuTemplateRecordRead(const char *path,
     if ((rc = qemuTemplateRecordLoad(path, &xml)) < 0)
         return NULL;
     if (rc > 0) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template record '%1$s' does not exist"), path);
+        if (missing)
+            *missing = true;
+        else
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("template record '%1$s' does not exist"), path);
         return NULL;
     }
 
@@ -752,7 +758,7 @@ qemuTemplateRecordCheck(const char *record)
     int nnodes = 0;
     size_t i;
 
-    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(record, NULL, &doc, &nnodes)))
         return -1;
 
     for (i = 0; i < nnodes; i++) {
@@ -973,7 +979,7 @@ qemuTemplateRecordDiskPaths(const char *record)
     int nnodes = 0;
     size_t i;
 
-    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
+    if (!(nodes = qemuTemplateRecordRead(record, NULL, &doc, &nnodes)))
         return NULL;
 
     for (i = 0; i < nnodes; i++) {
@@ -1136,29 +1142,26 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
                          void *opaque)
 {
     g_autofree char *record = qemuTemplateRecordPath(driver, dir);
-    g_autofree char *content = NULL;
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
     int nnodes = 0;
     size_t i;
     bool changed = false;
+    bool missing = false;
     int ret = 0;
     int rc;
 
-    /* A template whose record is lost (a restored backup) can still be
-     * removed: what the record kept cannot be given back. */
-    if (!strict) {
-        if ((rc = qemuTemplateRecordLoad(record, &content)) < 0)
-            return -1;
-        if (rc > 0) {
+    if (!(nodes = qemuTemplateRecordRead(record, strict ? NULL : &missing,
+                                         &doc, &nnodes))) {
+        /* A template whose record is lost (a restored backup) can still
+         * be removed: what the record kept cannot be given back. */
+        if (missing) {
             VIR_WARN("Template record '%s' is gone: the disk images of template directory '%s' keep their owner and mode",
                      record, dir);
             return 0;
         }
-    }
-
-    if (!(nodes = qemuTemplateRecordRead(record, &doc, &nnodes)))
         return -1;
+    }
 
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = NULL;
