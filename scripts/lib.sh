@@ -92,7 +92,7 @@ domain_uuid() {
 # template_dir NAME: the template directory of the test guest NAME, which
 # the daemon derives from its UUID.
 template_dir() {
-    echo "$PREFIX/var/lib/libvirt/qemu/template/$(domain_uuid "$1")"
+    echo "$PREFIX/var/lib/libvirt/template/$(domain_uuid "$1")"
 }
 
 # template_record NAME: the daemon's record of the files of the template of

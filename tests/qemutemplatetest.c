@@ -290,7 +290,7 @@ testRevert(const void *opaque G_GNUC_UNUSED)
         !(otherDef = virDomainDefCopy(def, driver.xmlopt, NULL, false)))
         return -1;
     g_free(otherDef->mem.tmpl->path);
-    otherDef->mem.tmpl->path = g_strdup("/var/lib/libvirt/qemu/template/a7d1c6b0-5f0e-4c55-9a55-2d7e0f1b6c3e");
+    otherDef->mem.tmpl->path = g_strdup("/var/lib/libvirt/template/a7d1c6b0-5f0e-4c55-9a55-2d7e0f1b6c3e");
 
     if (!(vm = virDomainObjListAdd(driver.domains, &def, driver.xmlopt, 0, NULL)) ||
         !(producer = virDomainObjListAdd(driver.domains, &tmpl, driver.xmlopt, 0, NULL)))

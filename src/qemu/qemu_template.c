@@ -969,13 +969,14 @@ qemuTemplateCheckSnapshot(virDomainObj *vm)
 
 
 /* The disk images a template is made of, as its record lists them: the
- * bases of its clones' overlays and their backing chains. */
-static char **
-qemuTemplateRecordDiskPaths(const char *record)
+ * bases of its clones' overlays and their backing chains, each path
+ * mapped to the device and inode recorded ("dev:inode"). */
+static GHashTable *
+qemuTemplateRecordDisks(const char *record)
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
-    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GHashTable) disks = virHashNew(g_free);
     int nnodes = 0;
     size_t i;
 
@@ -983,17 +984,27 @@ qemuTemplateRecordDiskPaths(const char *record)
         return NULL;
 
     for (i = 0; i < nnodes; i++) {
-        if (virXMLNodeNameEqual(nodes[i], "base") ||
-            virXMLNodeNameEqual(nodes[i], "backing")) {
-            char *path = virXMLPropString(nodes[i], "path");
+        g_autofree char *path = NULL;
+        unsigned long long dev;
+        unsigned long long ino;
 
-            if (path)
-                g_ptr_array_add(paths, path);
+        if (!virXMLNodeNameEqual(nodes[i], "base") &&
+            !virXMLNodeNameEqual(nodes[i], "backing"))
+            continue;
+
+        if (!(path = virXMLPropString(nodes[i], "path")) ||
+            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
+            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("template record: a disk image lacks its path, dev or inode"));
+            return NULL;
         }
-    }
-    g_ptr_array_add(paths, NULL);
 
-    return (char **) g_ptr_array_free(g_steal_pointer(&paths), false);
+        g_hash_table_insert(disks, g_steal_pointer(&path),
+                            g_strdup_printf("%llu:%llu", dev, ino));
+    }
+
+    return g_steal_pointer(&disks);
 }
 
 
@@ -1016,7 +1027,7 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
                              virStorageSource *base)
 {
     g_autofree char *record = NULL;
-    g_auto(GStrv) paths = NULL;
+    g_autoptr(GHashTable) disks = NULL;
     virStorageSource *n;
 
     if (!qemuTemplateIsClone(vm->def))
@@ -1026,11 +1037,11 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
      * restored from a save image, which knows no overlays of its own. */
     record = qemuTemplateRecordPath(QEMU_DOMAIN_PRIVATE(vm)->driver,
                                     vm->def->mem.tmpl->path);
-    if (!(paths = qemuTemplateRecordDiskPaths(record)))
+    if (!(disks = qemuTemplateRecordDisks(record)))
         return -1;
 
     for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
-        if (n->path && g_strv_contains((const char **) paths, n->path))
+        if (n->path && g_hash_table_contains(disks, n->path))
             break;
         if (n == base)
             return 0;
@@ -1170,12 +1181,14 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
 
-        if (!virXMLNodeNameEqual(nodes[i], "base"))
+        bool isBase = virXMLNodeNameEqual(nodes[i], "base");
+
+        if (!isBase && !virXMLNodeNameEqual(nodes[i], "backing"))
             continue;
 
         if (!(path = virXMLPropString(nodes[i], "path"))) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a base lacks its path"));
+                           _("template record: a disk image lacks its path"));
             ret = -1;
             break;
         }
@@ -1197,7 +1210,7 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
             break;
         }
 
-        if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+        if (!S_ISREG(sb.st_mode) || (isBase && sb.st_nlink != 1) ||
             sb.st_dev != dev || sb.st_ino != ino) {
             if (strict) {
                 virReportError(VIR_ERR_OPERATION_FAILED,
@@ -1279,10 +1292,12 @@ qemuTemplateBaseProtect(int fd,
     g_autofree char *done = NULL;
     g_autofree char *taken = NULL;
 
+    bool isBase = virXMLNodeNameEqual(node, "base");
+
     /* Protected before: a clone or a daemon start after a crash finds it
      * so, or an administrator cleared the flag since, which the record's
      * modification time then tells. */
-    if (virFileIsImmutable(fd) ||
+    if ((isBase && virFileIsImmutable(fd)) ||
         (done = virXMLPropString(node, "protected")))
         return 0;
 
@@ -1311,7 +1326,9 @@ qemuTemplateBaseProtect(int fd,
     if (qemuSecurityDomainSetPathLabelRO(data->driver, data->labelDef, fdpath) < 0)
         return -1;
 
-    if (qemuTemplateSetImmutable(fd, path, true) < 0)
+    /* Not a backing file: other domains may share it, and their start
+     * chowns it, which it would refuse. */
+    if (isBase && qemuTemplateSetImmutable(fd, path, true) < 0)
         return -1;
 
     xmlSetProp(node, BAD_CAST "protected", BAD_CAST "yes");
@@ -1332,7 +1349,9 @@ qemuTemplateBaseProtect(int fd,
  * read-only label all domains share and are made immutable, so that no
  * domain naming them as a disk can take them over: the clones' chains
  * then neither chown nor relabel them (qemuTemplateCloneCreateOverlays()).
- * The files are those of the record, which the daemon wrote in its own
+ * Their backing files, which the producer's QEMU owned, become the
+ * daemon's and read-only the same way, but not immutable: other domains
+ * may share them. The files are those of the record, which the daemon wrote in its own
  * directory, whatever the domain's definition says now. Only once the
  * producer has stopped: stopping restores the labels of its disks, which
  * the security drivers cannot do on an immutable file. The labels are
@@ -1553,6 +1572,130 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
 }
 
 
+/* The directory that holds template directories must be the daemon's
+ * alone: whoever may rename a template directory in it makes the daemon
+ * take that template for gone (qemuTemplateIsGone()). Fills @sb. */
+static int
+qemuTemplateCheckParentDir(const char *dir,
+                           struct stat *sb)
+{
+    g_autofree char *parent = g_path_get_dirname(dir);
+
+    if (lstat(parent, sb) < 0) {
+        virReportSystemError(errno, _("unable to access '%1$s'"), parent);
+        return -1;
+    }
+
+    if (!S_ISDIR(sb->st_mode) || sb->st_uid != geteuid() ||
+        (sb->st_mode & (S_IWGRP | S_IWOTH))) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("'%1$s' must be a directory that only the daemon may change: see memory_template_dir in qemu.conf"),
+                       parent);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+struct qemuTemplateCloneSearch {
+    virDomainObj *tmpl;
+    const char *dir;
+    bool found;
+};
+
+static int
+qemuTemplateFindRunningClone(virDomainObj *vm,
+                             void *opaque)
+{
+    struct qemuTemplateCloneSearch *search = opaque;
+
+    /* locked by the caller */
+    if (vm == search->tmpl)
+        return 0;
+
+    virObjectLock(vm);
+    if (virDomainObjIsActive(vm) && qemuTemplateIsClone(vm->def) &&
+        STREQ_NULLABLE(vm->def->mem.tmpl->path, search->dir))
+        search->found = true;
+    virObjectUnlock(vm);
+    return 0;
+}
+
+
+/* Whether a clone of the template @tmpl holds runs. The clone area tells
+ * as long as the template directory exists; this asks the domains. No
+ * path locks a clone and then its template, which the caller holds. */
+static bool
+qemuTemplateHasRunningClone(virQEMUDriver *driver,
+                            virDomainObj *tmpl)
+{
+    struct qemuTemplateCloneSearch search = {
+        .tmpl = tmpl,
+        .dir = tmpl->def->mem.tmpl->path,
+    };
+
+    virDomainObjListForEach(driver->domains, false,
+                            qemuTemplateFindRunningClone, &search);
+    return search.found;
+}
+
+
+/* A template directory missing at daemon start may only be out of sight:
+ * on a filesystem not mounted yet, or a tmpfs mounted anew since. Its
+ * template is gone for good only if the directory that held it is on the
+ * filesystem the template was made on and no QEMU could have renamed it,
+ * and no clone still runs on its disk images. Otherwise @vm keeps its
+ * template, without files, until template-remove. */
+static bool
+qemuTemplateIsGone(virQEMUDriver *driver,
+                   virDomainObj *vm)
+{
+    const char *dir = vm->def->mem.tmpl->path;
+    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    unsigned long long dev = 0;
+    bool missing = false;
+    int nnodes = 0;
+    struct stat sb;
+    size_t i;
+
+    if (!(nodes = qemuTemplateRecordRead(record, &missing, &doc, &nnodes))) {
+        /* no record, no template ever made */
+        if (missing)
+            return true;
+        VIR_WARN("Keeping the template of domain '%s': %s",
+                 vm->def->name, virGetLastErrorMessage());
+        virResetLastError();
+        return false;
+    }
+
+    for (i = 0; i < nnodes; i++) {
+        if (virXMLNodeNameEqual(nodes[i], "image") &&
+            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_NONE, &dev) < 0)
+            virResetLastError();
+    }
+
+    if (qemuTemplateCheckParentDir(dir, &sb) < 0 || sb.st_dev != dev) {
+        VIR_WARN("Keeping the template of domain '%s' without its directory '%s': "
+                 "it is not on the filesystem the template was made on, or not the daemon's alone; "
+                 "template-remove gives its disk images back",
+                 vm->def->name, dir);
+        virResetLastError();
+        return false;
+    }
+
+    if (qemuTemplateHasRunningClone(driver, vm)) {
+        VIR_WARN("Keeping the template of domain '%s' without its directory '%s': clones of it run",
+                 vm->def->name, dir);
+        return false;
+    }
+
+    return true;
+}
+
+
 /* A template is reached through its directory: a symbolic link there
  * would let whoever can change it pick the files a template is made of or
  * the files its clones map. Once @created, the directory is the daemon's
@@ -1600,7 +1743,9 @@ qemuTemplateCheckDir(const char *dir,
  * daemon killed in the middle of template-create or of starting a clone
  * left: a partial image is dropped and the disk images and RAM files
  * given back, the disk images of an image that made it are protected, and
- * overlays of clones that never started are removed.
+ * overlays of clones that never started are removed. A template whose
+ * directory is missing is given back only if it is gone for good
+ * (qemuTemplateIsGone()). Runs before the daemon serves any client.
  */
 int
 qemuTemplateLoad(virDomainObj *vm,
@@ -1611,6 +1756,7 @@ qemuTemplateLoad(virDomainObj *vm,
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
     const char *dir;
+    bool gone = false;
 
     virObjectLock(vm);
     if (qemuTemplateIsProducer(vm->def)) {
@@ -1621,11 +1767,15 @@ qemuTemplateLoad(virDomainObj *vm,
         /* Until template-create takes it, the directory is the producer's
          * QEMU's: an image found in it then is not the daemon's. */
         vm->hasTemplate = false;
-        if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0 &&
-            qemuTemplateDirIsTaken(dirfd)) {
-            vm->hasTemplate = virFileExists(path);
-            if (unlink(partial) < 0 && errno != ENOENT)
-                VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
+        if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0) {
+            if (qemuTemplateDirIsTaken(dirfd)) {
+                vm->hasTemplate = virFileExists(path);
+                if (unlink(partial) < 0 && errno != ENOENT)
+                    VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
+            }
+        } else if (errno == ENOENT && !virDomainObjIsActive(vm)) {
+            vm->hasTemplate = !qemuTemplateIsGone(driver, vm);
+            gone = true;
         }
 
         if (vm->hasTemplate) {
@@ -1635,7 +1785,13 @@ qemuTemplateLoad(virDomainObj *vm,
                 qemuTemplateBasesProtect(driver, vm, NULL, false) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
-            qemuTemplateRemoveStrayOverlays(driver, dir);
+            if (!gone)
+                qemuTemplateRemoveStrayOverlays(driver, dir);
+        } else if (virDomainObjIsActive(vm)) {
+            /* Not its disk images, which it runs on: template-create
+             * gives back those of a record left (qemuTemplateRecordWrite()),
+             * or the next daemon start once it stopped. */
+            qemuTemplateReclaimRAMFiles(driver, vm);
         } else {
             /* The record is the daemon's own, wherever the directory went:
              * a tmpfs does not outlive a reboot. */
@@ -1685,6 +1841,16 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
             virReportError(VIR_ERR_OPERATION_INVALID,
                            _("template '%1$s' still has overlays of clones in '%2$s' (clone '%3$s'): destroy its clones and remove the overlays of saved clones first"),
                            vm->def->name, area, ent->d_name);
+        return -1;
+    }
+
+    /* A template kept without its directory (qemuTemplateIsGone()) has
+     * no clone area to tell. */
+    if (rc == 0 && !virFileExists(vm->def->mem.tmpl->path) &&
+        qemuTemplateHasRunningClone(priv->driver, vm)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("clones of template '%1$s' run: destroy them first"),
+                       vm->def->name);
         return -1;
     }
 
@@ -2356,7 +2522,8 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
  * and makes its writable disk images read-only.
  *
  * Returns 0 on success, -1 with an error reported and @vm left running,
- * or stopped without a template if its disk images could not be protected.
+ * or stopped with a template that can't be cloned while its disk images
+ * could not all be protected.
  */
 int
 qemuTemplateCreate(virQEMUDriver *driver,
@@ -2375,6 +2542,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
     bool dirTaken = false;
     bool recorded = false;
     qemuTemplateAccess access = { .dirfd = -1 };
+    struct stat sb;
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
@@ -2413,10 +2581,17 @@ qemuTemplateCreate(virQEMUDriver *driver,
     }
     qemuMigrationParamsSetIgnoreShared(saveParams);
 
-    if (qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
+    if (qemuTemplateCheckParentDir(vm->def->mem.tmpl->path, &sb) < 0 ||
+        qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
         qemuTemplateCreateCheckDevices(vm) < 0 ||
         !qemuMigrationSrcIsAllowed(vm, false,
                                    VIR_ASYNC_JOB_TEMPLATE_CREATE, 0))
+        goto endjob;
+
+    /* A record left by an earlier template whose disk images were not all
+     * given back, or by a template-create the daemon died in: the new one
+     * would forget the owners it keeps. */
+    if (qemuTemplateRecordRelease(driver, vm->def) < 0)
         goto endjob;
 
     path = qemuTemplateImagePath(vm->def);
@@ -2483,13 +2658,15 @@ qemuTemplateCreate(virQEMUDriver *driver,
                                               VIR_DOMAIN_EVENT_STOPPED_SAVED);
 
     /* Stopping protected the disk images (qemuProcessStop()); strictly
-     * here, as for clones (qemuTemplateClone()): a template whose disk
-     * images cannot be protected is none, the domain stays stopped without
-     * it. */
+     * here, as for clones (qemuTemplateClone()). The guest's state is in
+     * the template alone now: it stays, and clones are refused until its
+     * disk images are all protected. */
     if (qemuTemplateBasesProtect(driver, vm, liveDef, true) < 0) {
-        if (unlink(path) < 0 && errno != ENOENT)
-            VIR_WARN("Unable to remove '%s': %s", path, g_strerror(errno));
-        vm->hasTemplate = false;
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the template of domain '%1$s' was made, but it can't be cloned until its disk images are protected: %2$s"),
+                       vm->def->name, virGetLastErrorMessage());
+        recorded = false;
+        dirTaken = false;
         goto endjob;
     }
     ret = 0;
@@ -2948,11 +3125,12 @@ qemuTemplateBaseCapacity(virStorageSource *base,
 /* Reads the backing chain of @base, a copy of a template's disk image, one
  * image at a time, each through a descriptor: the producer's QEMU could
  * have written the backing names in the images, and the daemon opens, as
- * root, only files the template recorded (@recorded), and none that would
- * block (a FIFO). */
+ * root, only files the template recorded (@recorded, see
+ * qemuTemplateRecordDisks()), the very files, and none that would block
+ * (a FIFO). */
 static int
 qemuTemplateBaseChainRead(virStorageSource *base,
-                          char **recorded)
+                          GHashTable *recorded)
 {
     virStorageSource *n = base;
     unsigned int depth;
@@ -2965,7 +3143,9 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         ssize_t len;
         int rc;
 
-        if (!n->path || !g_strv_contains((const char * const *) recorded, n->path)) {
+        g_autofree char *identity = NULL;
+
+        if (!n->path || !g_hash_table_contains(recorded, n->path)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("the backing chain of template disk image '%1$s' holds '%2$s', which the template did not record"),
                            base->path, NULLSTR(n->path));
@@ -2982,6 +3162,15 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         if (!S_ISREG(sb.st_mode)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("template disk image '%1$s' is not a regular file"),
+                           n->path);
+            return -1;
+        }
+
+        identity = g_strdup_printf("%llu:%llu", (unsigned long long) sb.st_dev,
+                                   (unsigned long long) sb.st_ino);
+        if (STRNEQ(identity, g_hash_table_lookup(recorded, n->path))) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("'%1$s' is not the disk image recorded in the template"),
                            n->path);
             return -1;
         }
@@ -3057,7 +3246,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
     bool selinux = qemuTemplateHasSecurityModel(driver, "selinux");
     g_autofree char *record = qemuTemplateRecordPath(driver, tmplDef->mem.tmpl->path);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
-    g_auto(GStrv) recorded = NULL;
+    g_autoptr(GHashTable) recorded = NULL;
     size_t ncreated = 0;
     bool dirMade = false;
     size_t i;
@@ -3152,7 +3341,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
          * the clone's start would, without these labels. */
         overlay->backingStore = virStorageSourceCopy(base, false);
         if ((!recorded &&
-             !(recorded = qemuTemplateRecordDiskPaths(record))) ||
+             !(recorded = qemuTemplateRecordDisks(record))) ||
             qemuTemplateBaseChainRead(overlay->backingStore, recorded) < 0 ||
             qemuTemplateBaseCapacity(overlay->backingStore, &capacity) < 0) {
             VIR_FORCE_CLOSE(fd);
