@@ -110,28 +110,25 @@ qemuTemplateCheckNotHeld(virDomainObj *vm)
 
 /**
  * qemuTemplateCheckRedefine:
- * @driver: qemu driver
  * @vm: domain object, locked
  * @oldDef: persistent definition of @vm before the redefinition, or NULL
  *          if @vm was transient
  * @newDef: its new persistent definition
  *
- * Clones start from their template's definition, RAM files and disks. A
- * domain making a template (running with template memory) keeps its
- * template memory; a domain that holds one also keeps its guest ABI and
- * disk sources until the template is removed.
+ * A domain making or holding a template keeps its template memory, which
+ * names the template's directory. The rest of its definition may change:
+ * clones start from the definition saved in the template, as a restore
+ * does from a managed save image.
  *
  * Returns 0 if @newDef may replace @oldDef, -1 with an error reported
  * otherwise.
  */
 int
-qemuTemplateCheckRedefine(virQEMUDriver *driver,
-                          virDomainObj *vm,
+qemuTemplateCheckRedefine(virDomainObj *vm,
                           virDomainDef *oldDef,
                           virDomainDef *newDef)
 {
     virDomainDef *tmplDef;
-    size_t i;
 
     if (vm->hasTemplate && oldDef)
         tmplDef = oldDef;
@@ -146,23 +143,6 @@ qemuTemplateCheckRedefine(virQEMUDriver *driver,
                        _("domain '%1$s' makes or holds a template: its new definition must keep its template memory"),
                        vm->def->name);
         return -1;
-    }
-
-    if (!vm->hasTemplate)
-        return 0;
-
-    if (!virDomainDefCheckABIStability(tmplDef, newDef, driver->xmlopt))
-        return -1;
-
-    /* The ABI check matched the disks one by one. */
-    for (i = 0; i < newDef->ndisks; i++) {
-        if (!virStorageSourceIsSameLocation(tmplDef->disks[i]->src,
-                                            newDef->disks[i]->src)) {
-            virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("domain '%1$s' holds a template: disk '%2$s' can't change its source"),
-                           vm->def->name, newDef->disks[i]->dst);
-            return -1;
-        }
     }
 
     return 0;
@@ -1789,7 +1769,7 @@ qemuTemplateLoad(virDomainObj *vm,
                 qemuTemplateRemoveStrayOverlays(driver, dir);
         } else if (virDomainObjIsActive(vm)) {
             /* Not its disk images, which it runs on: template-create
-             * gives back those of a record left (qemuTemplateRecordWrite()),
+             * gives back those of a record left (qemuTemplateCreate()),
              * or the next daemon start once it stopped. */
             qemuTemplateReclaimRAMFiles(driver, vm);
         } else {

@@ -56,8 +56,7 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
                              virStorageSource *base);
 
 int
-qemuTemplateCheckRedefine(virQEMUDriver *driver,
-                          virDomainObj *vm,
+qemuTemplateCheckRedefine(virDomainObj *vm,
                           virDomainDef *oldDef,
                           virDomainDef *newDef);
 

@@ -31,6 +31,14 @@ domxml() {
     echo "$E2E_DIR/$_name.xml"
 }
 
+# Stop virtqemud; the next virsh starts it again.
+stop_daemon() {
+    kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
+    while pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
+        sleep 0.1
+    done
+}
+
 # Stop virtqemud and start it again, returning once it has reconnected
 # to every running domain.  A destroy sent while the reconnect still holds
 # the domain's job kills QEMU under it and then reports "domain is not
@@ -44,6 +52,11 @@ restart_daemon() {
     for _dom in $(virsh list --name); do
         virsh dommemstat "$_dom" >/dev/null 2>&1 || true
     done
+}
+
+# as_qemu CMD...: CMD as the user and groups QEMU runs as.
+as_qemu() {
+    setpriv --reuid="$QEMU_USER" --regid="$QEMU_GROUP" --init-groups -- "$@"
 }
 
 # expect_error LABEL MESSAGE CMD...: CMD fails with MESSAGE in its output.

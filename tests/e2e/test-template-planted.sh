@@ -21,10 +21,6 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-as_qemu() {
-    setpriv --reuid="$QEMU_USER" --regid="$QEMU_GROUP" --init-groups -- "$@"
-}
-
 # what a user would look at: owner, mode, immutable flag, content
 state() {
     printf '%s %s %s\n' "$(stat -c '%U:%G %a' "$1")" \
@@ -96,4 +92,16 @@ as_qemu mv "$records" "$records.planted" 2>/dev/null &&
 as_qemu sh -c ': >"$1"' planted "$records/planted.xml" 2>/dev/null &&
     fail "$QEMU_USER could write into the record directory $records"
 echo "record $record: $QEMU_USER can neither rename its directory nor write in it"
+
+# The template directory too: no QEMU may rename it, or the directory
+# holding it, for a daemon start to take the template for gone.
+root="$(dirname "$dir")"
+for d in "$root" "$(dirname "$root")"; do
+    [ "$(stat -c %u "$d")" = 0 ] || fail "$d is not root's: $(stat -c %U:%G:%a "$d")"
+done
+as_qemu mv "$dir" "$dir.planted" 2>/dev/null &&
+    fail "$QEMU_USER could rename the template directory $dir"
+as_qemu mv "$root" "$root.planted" 2>/dev/null &&
+    fail "$QEMU_USER could rename $root, which holds the template directories"
+echo "template directory $dir: $QEMU_USER can rename neither it nor $root"
 echo "PASS: nothing planted in a producer's directory is taken for the daemon's"

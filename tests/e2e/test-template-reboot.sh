@@ -2,7 +2,8 @@
 # A template directory on a tmpfs does not outlive a reboot: the daemon's
 # record of the template, kept where no QEMU can write, does, and the next
 # daemon start gives the disk image that was the template's base its owner
-# and mode back, so that the domain starts again.
+# and mode back, so that the domain starts again. A template directory on
+# a filesystem not mounted yet is no template lost.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -10,7 +11,11 @@ tmpl=e2e-reboot
 dir="$(template_dir $tmpl)"
 record="$(template_record $tmpl)"
 base="$E2E_DIR/$tmpl-base.img"
+root="$(dirname "$dir")"
 cleanup() {
+    if mountpoint -q "$root"; then
+        umount "$root"
+    fi
     cleanup_template $tmpl
     rm -f "$base"
 }
@@ -30,11 +35,27 @@ virsh template-create $tmpl >/dev/null || fail "template-create failed"
     fail "the base is not protected: mode $(stat -c %a "$base"), $(lsattr "$base")"
 echo "template: base protected (440, immutable), record $(stat -c %U:%a "$record") in $(dirname "$record")"
 
+# A filesystem not mounted yet when the daemon starts (here an empty tmpfs
+# over the directory holding the template directories) does not make the
+# template gone: it is kept, its base stays protected, clones are refused
+# until the filesystem is back.
+stop_daemon
+mount -t tmpfs -o mode=0711 tmpfs "$root"
+virsh dominfo $tmpl | grep -qE '^Template: +yes' ||
+    fail "$tmpl lost its template while its filesystem was not mounted: $(virsh dominfo $tmpl | grep Template)"
+[ "$(stat -c %a "$base")" = 440 ] && [ -f "$record" ] ||
+    fail "the template's base or record was given back while its filesystem was not mounted"
+expect_error "clone of a template whose filesystem is not mounted" \
+    "template directory '$dir' is not usable" virsh clone-from-template $tmpl $tmpl-clone-1
+stop_daemon
+umount "$root"
+virsh clone-from-template $tmpl $tmpl-clone-1 >/dev/null ||
+    fail "no clone once the template's filesystem is mounted again"
+virsh destroy $tmpl-clone-1 >/dev/null
+echo "template kept while its filesystem was not mounted, cloned once it was"
+
 # The host reboots: the daemon stops, the tmpfs and all in it are gone.
-kill "$(cat "$PREFIX/var/run/virtqemud.pid")"
-while pgrep -f "$MESON_DIR/src/virtqemud" >/dev/null; do
-    sleep 0.1
-done
+stop_daemon
 chattr -i "$dir"/* 2>/dev/null || true
 rm -rf "$dir"
 virsh dominfo $tmpl | grep -qE '^Template: +no' ||

@@ -17,11 +17,6 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-# as_qemu CMD...: run CMD as the user and groups QEMU runs as
-as_qemu() {
-    setpriv --reuid="$QEMU_USER" --regid="$QEMU_GROUP" --init-groups -- "$@"
-}
-
 # open_for_write FILE: what opening FILE for writing as QEMU's user gives
 open_for_write() {
     as_qemu sh -c 'exec 3<>"$1" && echo opened' sh "$1" 2>&1 | sed 's/.*: //'

@@ -1,0 +1,69 @@
+#!/bin/sh
+# template-create failing after the producer stopped, when the guest's
+# state is in the template alone: here its disk image is swapped for a
+# copy while the daemon stops the producer (a debugger holds the daemon
+# there). The template stays, clones are refused while the image is not
+# the one recorded, and once it is again a clone goes on where the guest
+# stopped. Before, the template and with it the guest were removed.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tmpl=e2e-late
+base="$E2E_DIR/$tmpl-base.img"
+ready="$E2E_DIR/$tmpl.gdb-ready"
+gdbpid=
+cleanup() {
+    [ -z "$gdbpid" ] || kill "$gdbpid" 2>/dev/null || true
+    cleanup_template $tmpl
+    rm -f "$base" "$base.recorded" "$ready" "$E2E_DIR/$tmpl.gdb"
+}
+trap cleanup EXIT
+cleanup
+
+truncate -s 16M "$base"
+chmod 0640 "$base"
+virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
+    fail "the producer does not write its disk"
+
+# The first protection of the disk images runs as the producer stops.
+gdb -q -batch -p "$(cat "$PREFIX/var/run/virtqemud.pid")" \
+    -ex 'break qemuTemplateBasesProtect' \
+    -ex "shell touch '$ready'" \
+    -ex 'continue' \
+    -ex "shell mv '$base' '$base.recorded' && cp '$base.recorded' '$base'" \
+    -ex 'delete' \
+    -ex 'detach' >"$E2E_DIR/$tmpl.gdb" 2>&1 &
+gdbpid=$!
+i=0
+while [ ! -e "$ready" ]; do
+    i=$((i + 1))
+    [ $i -lt 600 ] || fail "gdb did not attach to the daemon: $(cat "$E2E_DIR/$tmpl.gdb")"
+    sleep 0.1
+done
+
+expect_error "template-create whose disk image is swapped as the producer stops" \
+    "the template of domain '$tmpl' was made, but it can't be cloned until its disk images are protected" \
+    virsh template-create $tmpl
+wait "$gdbpid" || fail "gdb: $(cat "$E2E_DIR/$tmpl.gdb")"
+gdbpid=
+[ -e "$base.recorded" ] || fail "the breakpoint was not reached: $(cat "$E2E_DIR/$tmpl.gdb")"
+tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
+
+[ "$(virsh domstate $tmpl)" = "shut off" ] || fail "$tmpl is $(virsh domstate $tmpl)"
+virsh dominfo $tmpl | grep -qE '^Template: +yes' ||
+    fail "the template, the guest's only state, was removed: $(virsh dominfo $tmpl | grep Template)"
+expect_error "clone of a template whose disk image is not the one recorded" \
+    "is not the disk image recorded" virsh clone-from-template $tmpl $tmpl-clone-1
+
+mv "$base.recorded" "$base"
+c=$tmpl-clone-1
+virsh clone-from-template $tmpl $c >/dev/null ||
+    fail "no clone once the disk image is the recorded one again"
+beat=$(heartbeat_after "$E2E_DIR/$c.console" "$tn" 60) || fail "$c does not go on from heartbeat $tn"
+[ "$(field disk "$beat")" = "$(field rand "$beat")" ] || fail "$c read back another record: $beat"
+[ "$(stat -c %a "$base")" = 440 ] || fail "the base is not protected: $(stat -c %a "$base")"
+echo "$c: $beat"
+virsh destroy $c >/dev/null
+echo "PASS: a template whose disk images could not be protected as its producer stopped is kept"
