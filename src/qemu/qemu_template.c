@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
@@ -633,6 +634,22 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
 }
 
 
+/* The filesystem the descriptor @fd is on, in a way that outlives a
+ * reboot (unlike st_dev): derived from its UUID where it has one. */
+static int
+qemuTemplateFilesystemId(int fd,
+                         unsigned long long *fsid)
+{
+    struct statvfs sfs;
+
+    if (fstatvfs(fd, &sfs) < 0)
+        return -1;
+
+    *fsid = sfs.f_fsid;
+    return 0;
+}
+
+
 /* Records the template's files, synced, before its image is published. */
 static int
 qemuTemplateRecordWrite(virQEMUDriver *driver,
@@ -645,13 +662,23 @@ qemuTemplateRecordWrite(virQEMUDriver *driver,
     g_autofree char *image = qemuTemplateImagePath(vm->def);
     g_autofree char *xml = NULL;
     g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    unsigned long long fsid;
     char **file;
     size_t i;
 
     if (!(files = qemuTemplateMemoryFiles(driver, vm->def)))
         return -1;
 
-    virBufferAddLit(&buf, "<templateFiles>\n");
+    /* what a daemon start finding the directory missing compares */
+    if ((dirfd = open(vm->def->mem.tmpl->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        qemuTemplateFilesystemId(dirfd, &fsid) < 0) {
+        virReportSystemError(errno, _("unable to access template directory '%1$s'"),
+                             vm->def->mem.tmpl->path);
+        return -1;
+    }
+
+    virBufferAsprintf(&buf, "<templateFiles fsid='%llu'>\n", fsid);
     virBufferAdjustIndent(&buf, 2);
     if (qemuTemplateRecordFormatFile(&buf, "image", partial, image) < 0)
         return -1;
@@ -1161,14 +1188,12 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
 
-        bool isBase = virXMLNodeNameEqual(nodes[i], "base");
-
-        if (!isBase && !virXMLNodeNameEqual(nodes[i], "backing"))
+        if (!virXMLNodeNameEqual(nodes[i], "base"))
             continue;
 
         if (!(path = virXMLPropString(nodes[i], "path"))) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a disk image lacks its path"));
+                           _("template record: a base lacks its path"));
             ret = -1;
             break;
         }
@@ -1190,7 +1215,7 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
             break;
         }
 
-        if (!S_ISREG(sb.st_mode) || (isBase && sb.st_nlink != 1) ||
+        if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
             sb.st_dev != dev || sb.st_ino != ino) {
             if (strict) {
                 virReportError(VIR_ERR_OPERATION_FAILED,
@@ -1272,12 +1297,10 @@ qemuTemplateBaseProtect(int fd,
     g_autofree char *done = NULL;
     g_autofree char *taken = NULL;
 
-    bool isBase = virXMLNodeNameEqual(node, "base");
-
     /* Protected before: a clone or a daemon start after a crash finds it
      * so, or an administrator cleared the flag since, which the record's
      * modification time then tells. */
-    if ((isBase && virFileIsImmutable(fd)) ||
+    if (virFileIsImmutable(fd) ||
         (done = virXMLPropString(node, "protected")))
         return 0;
 
@@ -1306,9 +1329,7 @@ qemuTemplateBaseProtect(int fd,
     if (qemuSecurityDomainSetPathLabelRO(data->driver, data->labelDef, fdpath) < 0)
         return -1;
 
-    /* Not a backing file: other domains may share it, and their start
-     * chowns it, which it would refuse. */
-    if (isBase && qemuTemplateSetImmutable(fd, path, true) < 0)
+    if (qemuTemplateSetImmutable(fd, path, true) < 0)
         return -1;
 
     xmlSetProp(node, BAD_CAST "protected", BAD_CAST "yes");
@@ -1329,9 +1350,9 @@ qemuTemplateBaseProtect(int fd,
  * read-only label all domains share and are made immutable, so that no
  * domain naming them as a disk can take them over: the clones' chains
  * then neither chown nor relabel them (qemuTemplateCloneCreateOverlays()).
- * Their backing files, which the producer's QEMU owned, become the
- * daemon's and read-only the same way, but not immutable: other domains
- * may share them. The files are those of the record, which the daemon wrote in its own
+ * Their backing files are not taken: other domains may share them, as
+ * read-only layers the security drivers label read-only; the record tells
+ * if one was written. The files are those of the record, which the daemon wrote in its own
  * directory, whatever the domain's definition says now. Only once the
  * producer has stopped: stopping restores the labels of its disks, which
  * the security drivers cannot do on an immutable file. The labels are
@@ -1415,6 +1436,55 @@ qemuTemplateRecordRelease(virQEMUDriver *driver,
         return -1;
 
     return qemuTemplateRecordRemove(path);
+}
+
+
+/* Whether @dir has a record, or one that can't be read, which keeps what
+ * it took. */
+static bool
+qemuTemplateHasRecord(virQEMUDriver *driver,
+                      const char *dir)
+{
+    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if ((rc = qemuTemplateRecordLoad(record, &xml)) < 0) {
+        VIR_WARN("%s", virGetLastErrorMessage());
+        virResetLastError();
+    }
+
+    return rc <= 0;
+}
+
+
+/* A record of the template directory @dir that no template holds any
+ * more: the disk images it took were not all given back, which
+ * template-remove does. Returns 1 if there is one that took disk images,
+ * 0 if there is none (one that took none is removed), -1 with an error
+ * reported. */
+static int
+qemuTemplateRecordLeftover(virQEMUDriver *driver,
+                           const char *dir)
+{
+    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    bool missing = false;
+    int nnodes = 0;
+    size_t i;
+
+    if (!(nodes = qemuTemplateRecordRead(record, &missing, &doc, &nnodes)))
+        return missing ? 0 : -1;
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *taken = virXMLPropString(nodes[i], "taken");
+
+        if (taken)
+            return 1;
+    }
+
+    return qemuTemplateRecordRemove(record);
 }
 
 
@@ -1552,29 +1622,48 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
 }
 
 
-/* The directory that holds template directories must be the daemon's
- * alone: whoever may rename a template directory in it makes the daemon
- * take that template for gone (qemuTemplateIsGone()). Fills @sb. */
+/* Opens the directory that holds the template directory @dir, which must
+ * be out of every QEMU's reach at each level, as it is opened: whoever may
+ * rename a template directory, or a directory on the way to it, makes the
+ * daemon take that template for gone (qemuTemplateIsGone()). Each must be
+ * root's or the daemon's, and writable by no one else unless sticky.
+ * Returns the descriptor, or -1 with an error reported. */
 static int
-qemuTemplateCheckParentDir(const char *dir,
-                           struct stat *sb)
+qemuTemplateOpenParentDir(const char *dir)
 {
     g_autofree char *parent = g_path_get_dirname(dir);
+    g_auto(GStrv) names = g_strsplit(parent, "/", 0);
+    size_t i = 0;
+    int fd = open("/", O_RDONLY | O_DIRECTORY);
 
-    if (lstat(parent, sb) < 0) {
-        virReportSystemError(errno, _("unable to access '%1$s'"), parent);
-        return -1;
+    while (true) {
+        struct stat sb;
+        int next;
+
+        if (fd < 0 || fstat(fd, &sb) < 0) {
+            virReportSystemError(errno, _("unable to open '%1$s'"), parent);
+            VIR_FORCE_CLOSE(fd);
+            return -1;
+        }
+
+        if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
+            ((sb.st_mode & (S_IWGRP | S_IWOTH)) && !(sb.st_mode & S_ISVTX))) {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("'%1$s' must be in directories only the daemon may change: see memory_template_dir in qemu.conf"),
+                           parent);
+            VIR_FORCE_CLOSE(fd);
+            return -1;
+        }
+
+        while (names[i] && !*names[i])
+            i++;
+        if (!names[i])
+            return fd;
+
+        next = openat(fd, names[i++], O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        VIR_FORCE_CLOSE(fd);
+        fd = next;
     }
-
-    if (!S_ISDIR(sb->st_mode) || sb->st_uid != geteuid() ||
-        (sb->st_mode & (S_IWGRP | S_IWOTH))) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("'%1$s' must be a directory that only the daemon may change: see memory_template_dir in qemu.conf"),
-                       parent);
-        return -1;
-    }
-
-    return 0;
 }
 
 
@@ -1590,7 +1679,6 @@ qemuTemplateFindRunningClone(virDomainObj *vm,
 {
     struct qemuTemplateCloneSearch *search = opaque;
 
-    /* locked by the caller */
     if (vm == search->tmpl)
         return 0;
 
@@ -1604,8 +1692,10 @@ qemuTemplateFindRunningClone(virDomainObj *vm,
 
 
 /* Whether a clone of the template @tmpl holds runs. The clone area tells
- * as long as the template directory exists; this asks the domains. No
- * path locks a clone and then its template, which the caller holds. */
+ * as long as the template directory exists; this asks the domains, with
+ * @tmpl, locked by the caller in a job, unlocked meanwhile: no domain is
+ * locked while another is. No clone of a template without its directory
+ * starts meanwhile (qemuTemplateCheckDir()). */
 static bool
 qemuTemplateHasRunningClone(virQEMUDriver *driver,
                             virDomainObj *tmpl)
@@ -1615,18 +1705,24 @@ qemuTemplateHasRunningClone(virQEMUDriver *driver,
         .dir = tmpl->def->mem.tmpl->path,
     };
 
+    virObjectUnlock(tmpl);
     virDomainObjListForEach(driver->domains, false,
                             qemuTemplateFindRunningClone, &search);
+    virObjectLock(tmpl);
     return search.found;
 }
 
 
 /* A template directory missing at daemon start may only be out of sight:
  * on a filesystem not mounted yet, or a tmpfs mounted anew since. Its
- * template is gone for good only if the directory that held it is on the
- * filesystem the template was made on and no QEMU could have renamed it,
- * and no clone still runs on its disk images. Otherwise @vm keeps its
- * template, without files, until template-remove. */
+ * template is gone for good only if no QEMU could have renamed it away
+ * (qemuTemplateOpenParentDir()), the directory that held it is on the
+ * filesystem the template was made on (by the filesystem's ID, which a
+ * reboot keeps where it has a UUID), and no clone still runs on its disk
+ * images. Otherwise @vm keeps its template, without files, until
+ * template-remove. Called from qemuTemplateLoad()'s walk of the domain
+ * list, which the search for clones walks again: nested read locks, while
+ * nothing waits to write it before the daemon serves clients. */
 static bool
 qemuTemplateIsGone(virQEMUDriver *driver,
                    virDomainObj *vm)
@@ -1635,11 +1731,11 @@ qemuTemplateIsGone(virQEMUDriver *driver,
     g_autofree char *record = qemuTemplateRecordPath(driver, dir);
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
-    unsigned long long dev = 0;
+    unsigned long long fsid = 0;
+    unsigned long long recorded;
+    VIR_AUTOCLOSE parentfd = -1;
     bool missing = false;
     int nnodes = 0;
-    struct stat sb;
-    size_t i;
 
     if (!(nodes = qemuTemplateRecordRead(record, &missing, &doc, &nnodes))) {
         /* no record, no template ever made */
@@ -1651,13 +1747,11 @@ qemuTemplateIsGone(virQEMUDriver *driver,
         return false;
     }
 
-    for (i = 0; i < nnodes; i++) {
-        if (virXMLNodeNameEqual(nodes[i], "image") &&
-            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_NONE, &dev) < 0)
-            virResetLastError();
-    }
-
-    if (qemuTemplateCheckParentDir(dir, &sb) < 0 || sb.st_dev != dev) {
+    /* none recorded: kept */
+    if (virXMLPropULongLong(xmlDocGetRootElement(doc), "fsid", 10,
+                            VIR_XML_PROP_NONE, &recorded) <= 0 ||
+        (parentfd = qemuTemplateOpenParentDir(dir)) < 0 ||
+        qemuTemplateFilesystemId(parentfd, &fsid) < 0 || fsid != recorded) {
         VIR_WARN("Keeping the template of domain '%s' without its directory '%s': "
                  "it is not on the filesystem the template was made on, or not the daemon's alone; "
                  "template-remove gives its disk images back",
@@ -1736,7 +1830,8 @@ qemuTemplateLoad(virDomainObj *vm,
     g_autofree char *path = NULL;
     g_autofree char *partial = NULL;
     const char *dir;
-    bool gone = false;
+    bool taken = false;
+    bool dirMissing = false;
 
     virObjectLock(vm);
     if (qemuTemplateIsProducer(vm->def)) {
@@ -1748,14 +1843,22 @@ qemuTemplateLoad(virDomainObj *vm,
          * QEMU's: an image found in it then is not the daemon's. */
         vm->hasTemplate = false;
         if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0) {
-            if (qemuTemplateDirIsTaken(dirfd)) {
-                vm->hasTemplate = virFileExists(path);
+            if ((taken = qemuTemplateDirIsTaken(dirfd))) {
+                /* published, and not an old directory back after
+                 * template-remove */
+                vm->hasTemplate = virFileExists(path) &&
+                                  qemuTemplateHasRecord(driver, dir);
                 if (unlink(partial) < 0 && errno != ENOENT)
                     VIR_WARN("Unable to remove '%s': %s", partial, g_strerror(errno));
             }
-        } else if (errno == ENOENT && !virDomainObjIsActive(vm)) {
-            vm->hasTemplate = !qemuTemplateIsGone(driver, vm);
-            gone = true;
+        } else if (errno == ENOENT) {
+            dirMissing = true;
+            if (!virDomainObjIsActive(vm))
+                vm->hasTemplate = !qemuTemplateIsGone(driver, vm);
+        } else if (!virDomainObjIsActive(vm)) {
+            VIR_WARN("Template directory '%s' of domain '%s' is not usable: %s",
+                     dir, vm->def->name, g_strerror(errno));
+            vm->hasTemplate = qemuTemplateHasRecord(driver, dir);
         }
 
         if (vm->hasTemplate) {
@@ -1765,19 +1868,20 @@ qemuTemplateLoad(virDomainObj *vm,
                 qemuTemplateBasesProtect(driver, vm, NULL, false) < 0)
                 VIR_WARN("Unable to protect the disk images of template '%s'",
                          vm->def->name);
-            if (!gone)
+            if (!dirMissing)
                 qemuTemplateRemoveStrayOverlays(driver, dir);
-        } else if (virDomainObjIsActive(vm)) {
-            /* Not its disk images, which it runs on: template-create
-             * gives back those of a record left (qemuTemplateCreate()),
-             * or the next daemon start once it stopped. */
-            qemuTemplateReclaimRAMFiles(driver, vm);
-        } else {
-            /* The record is the daemon's own, wherever the directory went:
-             * a tmpfs does not outlive a reboot. */
+        } else if (!virDomainObjIsActive(vm) && (taken || dirMissing)) {
+            /* No template is left: a template-create that did not publish
+             * one, or a directory gone for good. The record is the
+             * daemon's own, wherever the directory went. */
             if (qemuTemplateRecordRelease(driver, vm->def) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
+            qemuTemplateReclaimRAMFiles(driver, vm);
+        } else {
+            /* Not the disk images a running producer runs on, nor those
+             * of a directory that is not the daemon's: what a record left
+             * stays for template-remove (qemuTemplateRecordLeftover()). */
             qemuTemplateReclaimRAMFiles(driver, vm);
         }
     }
@@ -1945,12 +2049,21 @@ qemuTemplateRemove(virQEMUDriver *driver,
                    unsigned int flags)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
+    int rc;
     int ret = -1;
 
     if (virDomainObjBeginJob(vm, VIR_JOB_MODIFY) < 0)
         return -1;
 
     if (!vm->hasTemplate) {
+        /* what an earlier template left, once nothing runs on it */
+        if (!virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def) &&
+            (rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) != 0) {
+            if (rc > 0)
+                ret = qemuTemplateRecordRelease(driver, vm->def);
+            goto endjob;
+        }
+
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("domain '%1$s' holds no template"), vm->def->name);
         goto endjob;
@@ -2522,7 +2635,8 @@ qemuTemplateCreate(virQEMUDriver *driver,
     bool dirTaken = false;
     bool recorded = false;
     qemuTemplateAccess access = { .dirfd = -1 };
-    struct stat sb;
+    VIR_AUTOCLOSE parentfd = -1;
+    int rc;
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_TEMPLATE_CREATE,
@@ -2561,18 +2675,22 @@ qemuTemplateCreate(virQEMUDriver *driver,
     }
     qemuMigrationParamsSetIgnoreShared(saveParams);
 
-    if (qemuTemplateCheckParentDir(vm->def->mem.tmpl->path, &sb) < 0 ||
+    if ((parentfd = qemuTemplateOpenParentDir(vm->def->mem.tmpl->path)) < 0 ||
         qemuTemplateCheckDir(vm->def->mem.tmpl->path, false) < 0 ||
         qemuTemplateCreateCheckDevices(vm) < 0 ||
         !qemuMigrationSrcIsAllowed(vm, false,
                                    VIR_ASYNC_JOB_TEMPLATE_CREATE, 0))
         goto endjob;
 
-    /* A record left by an earlier template whose disk images were not all
-     * given back, or by a template-create the daemon died in: the new one
-     * would forget the owners it keeps. */
-    if (qemuTemplateRecordRelease(driver, vm->def) < 0)
+    /* A record left by an earlier template: a new one would forget the
+     * owners it keeps. */
+    if ((rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) != 0) {
+        if (rc > 0)
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("the disk images of an earlier template of domain '%1$s' were not all given back: run template-remove once the domain is stopped"),
+                           vm->def->name);
         goto endjob;
+    }
 
     path = qemuTemplateImagePath(vm->def);
     partial = g_strdup_printf("%s.partial", path);

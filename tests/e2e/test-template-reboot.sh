@@ -3,7 +3,8 @@
 # record of the template, kept where no QEMU can write, does, and the next
 # daemon start gives the disk image that was the template's base its owner
 # and mode back, so that the domain starts again. A template directory on
-# a filesystem not mounted yet is no template lost.
+# a filesystem not mounted yet is no template lost, and a record left
+# without a template is given back by template-remove.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -17,7 +18,7 @@ cleanup() {
         umount "$root"
     fi
     cleanup_template $tmpl
-    rm -f "$base"
+    rm -f "$base" "$E2E_DIR/$tmpl-record.xml"
 }
 trap cleanup EXIT
 cleanup
@@ -70,4 +71,28 @@ rm -f "$E2E_DIR/$tmpl.console"
 virsh start $tmpl >/dev/null || fail "$tmpl does not start again"
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "$tmpl does not write its disk again"
+
+# A record left with the disk images it took (giving them back failed) and
+# no template: template-create does not forget the owners it keeps, and
+# template-remove of the stopped domain gives them back.
+virsh template-create $tmpl >/dev/null || fail "template-create failed"
+cp -p "$record" "$E2E_DIR/$tmpl-record.xml"
+virsh template-remove $tmpl >/dev/null || fail "template-remove failed"
+rm -f "$E2E_DIR/$tmpl.console"
+virsh start $tmpl >/dev/null || fail "$tmpl does not start after template-remove"
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
+    fail "$tmpl did not come up after template-remove"
+stop_daemon
+cp -p "$E2E_DIR/$tmpl-record.xml" "$record"
+rm -f "$E2E_DIR/$tmpl-record.xml"
+expect_error "template-create over a record left with disk images taken" \
+    "were not all given back: run template-remove once the domain is stopped" \
+    virsh template-create $tmpl
+[ "$(virsh domstate $tmpl)" = running ] || fail "a refused template-create left $tmpl $(virsh domstate $tmpl)"
+virsh destroy $tmpl >/dev/null
+virsh template-remove $tmpl >/dev/null || fail "template-remove did not give back what the record left"
+[ ! -e "$record" ] || fail "the record left stays after template-remove"
+[ "$(stat -c %U:%G:%a "$base")" = root:root:640 ] ||
+    fail "the base is $(stat -c %U:%G:%a "$base") after template-remove, was root:root:640"
+echo "record left with disk images taken: template-create refused, template-remove gave them back"
 echo "PASS: a template lost with its directory gives its disk image back at the next daemon start"
