@@ -634,8 +634,9 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
 }
 
 
-/* The filesystem the descriptor @fd is on, in a way that outlives a
- * reboot (unlike st_dev): derived from its UUID where it has one. */
+/* The filesystem the descriptor @fd is on, as its ID, which filesystems
+ * with a UUID (ext4, btrfs) derive from it, so that it outlives a reboot,
+ * unlike st_dev; 0 where the filesystem has none. */
 static int
 qemuTemplateFilesystemId(int fd,
                          unsigned long long *fsid)
@@ -1626,7 +1627,8 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
  * be out of every QEMU's reach at each level, as it is opened: whoever may
  * rename a template directory, or a directory on the way to it, makes the
  * daemon take that template for gone (qemuTemplateIsGone()). Each must be
- * root's or the daemon's, and writable by no one else unless sticky.
+ * root's or the daemon's, and writable by no one else unless sticky (not
+ * the last). A symbolic link on the way is refused.
  * Returns the descriptor, or -1 with an error reported. */
 static int
 qemuTemplateOpenParentDir(const char *dir)
@@ -1646,8 +1648,14 @@ qemuTemplateOpenParentDir(const char *dir)
             return -1;
         }
 
+        while (names[i] && !*names[i])
+            i++;
+
+        /* sticky: others can't rename what is not theirs, but could put
+         * a template directory of their own in the last one */
         if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
-            ((sb.st_mode & (S_IWGRP | S_IWOTH)) && !(sb.st_mode & S_ISVTX))) {
+            ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
+             (!(sb.st_mode & S_ISVTX) || !names[i]))) {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
                            _("'%1$s' must be in directories only the daemon may change: see memory_template_dir in qemu.conf"),
                            parent);
@@ -1655,8 +1663,6 @@ qemuTemplateOpenParentDir(const char *dir)
             return -1;
         }
 
-        while (names[i] && !*names[i])
-            i++;
         if (!names[i])
             return fd;
 
@@ -1700,9 +1706,11 @@ static bool
 qemuTemplateHasRunningClone(virQEMUDriver *driver,
                             virDomainObj *tmpl)
 {
+    /* a define, which takes no job, may replace tmpl->def meanwhile */
+    g_autofree char *dir = g_strdup(tmpl->def->mem.tmpl->path);
     struct qemuTemplateCloneSearch search = {
         .tmpl = tmpl,
-        .dir = tmpl->def->mem.tmpl->path,
+        .dir = dir,
     };
 
     virObjectUnlock(tmpl);
@@ -1717,8 +1725,8 @@ qemuTemplateHasRunningClone(virQEMUDriver *driver,
  * on a filesystem not mounted yet, or a tmpfs mounted anew since. Its
  * template is gone for good only if no QEMU could have renamed it away
  * (qemuTemplateOpenParentDir()), the directory that held it is on the
- * filesystem the template was made on (by the filesystem's ID, which a
- * reboot keeps where it has a UUID), and no clone still runs on its disk
+ * filesystem the template was made on (qemuTemplateFilesystemId()), and
+ * no clone still runs on its disk
  * images. Otherwise @vm keeps its template, without files, until
  * template-remove. Called from qemuTemplateLoad()'s walk of the domain
  * list, which the search for clones walks again: nested read locks, while
@@ -1747,9 +1755,9 @@ qemuTemplateIsGone(virQEMUDriver *driver,
         return false;
     }
 
-    /* none recorded: kept */
+    /* none recorded, or none the filesystem has (0): kept */
     if (virXMLPropULongLong(xmlDocGetRootElement(doc), "fsid", 10,
-                            VIR_XML_PROP_NONE, &recorded) <= 0 ||
+                            VIR_XML_PROP_NONE, &recorded) <= 0 || recorded == 0 ||
         (parentfd = qemuTemplateOpenParentDir(dir)) < 0 ||
         qemuTemplateFilesystemId(parentfd, &fsid) < 0 || fsid != recorded) {
         VIR_WARN("Keeping the template of domain '%s' without its directory '%s': "
@@ -1930,12 +1938,21 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
 
     /* A template kept without its directory (qemuTemplateIsGone()) has
      * no clone area to tell. */
-    if (rc == 0 && !virFileExists(vm->def->mem.tmpl->path) &&
-        qemuTemplateHasRunningClone(priv->driver, vm)) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("clones of template '%1$s' run: destroy them first"),
-                       vm->def->name);
-        return -1;
+    if (rc == 0 && !virFileExists(vm->def->mem.tmpl->path)) {
+        if (qemuTemplateHasRunningClone(priv->driver, vm)) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("clones of template '%1$s' run: destroy them first"),
+                           vm->def->name);
+            return -1;
+        }
+
+        /* unlocked meanwhile */
+        if (priv->templateClonesStarting > 0) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("clones of template '%1$s' are being started"),
+                           vm->def->name);
+            return -1;
+        }
     }
 
     return 0;
@@ -2059,7 +2076,8 @@ qemuTemplateRemove(virQEMUDriver *driver,
         /* what an earlier template left, once nothing runs on it */
         if (!virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def) &&
             (rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) != 0) {
-            if (rc > 0)
+            /* under no clone, running or saved */
+            if (rc > 0 && qemuTemplateCheckDiscard(vm) == 0)
                 ret = qemuTemplateRecordRelease(driver, vm->def);
             goto endjob;
         }
