@@ -512,37 +512,98 @@ qemuTemplateDiskIsBase(const virDomainDiskDef *disk)
 }
 
 
+/* The filesystem the descriptor @fd is on, as its ID, which filesystems
+ * with a UUID (ext4, btrfs) derive from it, so that it outlives a reboot,
+ * unlike st_dev; 0 where the filesystem has none. */
+static int
+qemuTemplateFilesystemId(int fd,
+                         unsigned long long *fsid)
+{
+    struct statvfs sfs;
+
+    if (fstatvfs(fd, &sfs) < 0)
+        return -1;
+
+    *fsid = sfs.f_fsid;
+    return 0;
+}
+
+
 /* What clones rely on about a template file, as record attributes: the
- * same file, of the same size, not written since. */
+ * same file, of the same size, not written since. The file is its inode
+ * and, where the filesystem has them, the inode's generation, which tells
+ * a file from a later one given the same inode number. No filesystem
+ * component: neither st_dev nor statvfs's f_fsid (from the device number on
+ * XFS, f2fs or exfat, none on NFS) is sure to be the same after a reboot.
+ * Returns NULL with an error reported. */
 static char *
-qemuTemplateFileIdentity(const struct stat *sb)
+qemuTemplateFileIdentity(int fd,
+                         const char *path,
+                         const struct stat *sb)
 {
 #ifdef __APPLE__
     const struct timespec *mtime = &sb->st_mtimespec;
 #else
     const struct timespec *mtime = &sb->st_mtim;
 #endif
+    g_autofree char *generation = NULL;
+    unsigned int gen;
 
-    return g_strdup_printf("size='%lld' dev='%llu' inode='%llu' mtime='%lld.%09ld'",
-                           (long long) sb->st_size,
-                           (unsigned long long) sb->st_dev,
-                           (unsigned long long) sb->st_ino,
+    if (virFileGetGeneration(fd, &gen) == 0) {
+        generation = g_strdup_printf(" generation='%u'", gen);
+    } else if (errno != ENOTTY && errno != EOPNOTSUPP && errno != ENOSYS &&
+               errno != EINVAL) {
+        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+        return NULL;
+    }
+
+    return g_strdup_printf("size='%lld' inode='%llu'%s mtime='%lld.%09ld'",
+                           (long long) sb->st_size, (unsigned long long) sb->st_ino,
+                           NULLSTR_EMPTY(generation),
                            (long long) mtime->tv_sec, (long) mtime->tv_nsec);
 }
 
 
-static void
+/* The identity (qemuTemplateFileIdentity()) a record's @node gives its
+ * file. Returns NULL with an error reported. */
+static char *
+qemuTemplateRecordedIdentity(xmlNodePtr node)
+{
+    g_autofree char *size = virXMLPropString(node, "size");
+    g_autofree char *inode = virXMLPropString(node, "inode");
+    g_autofree char *generation = virXMLPropString(node, "generation");
+    g_autofree char *mtime = virXMLPropString(node, "mtime");
+
+    if (!size || !inode || !mtime) {
+        virReportError(VIR_ERR_XML_ERROR, "%s",
+                       _("template record: a file lacks its size, inode or mtime"));
+        return NULL;
+    }
+
+    return g_strdup_printf("size='%s' inode='%s'%s%s%s mtime='%s'", size, inode,
+                           generation ? " generation='" : "",
+                           NULLSTR_EMPTY(generation), generation ? "'" : "",
+                           mtime);
+}
+
+
+static int
 qemuTemplateRecordFormat(virBuffer *buf,
                          const char *element,
+                         int fd,
                          const struct stat *sb,
                          const char *path)
 {
-    g_autofree char *identity = qemuTemplateFileIdentity(sb);
+    g_autofree char *identity = NULL;
+
+    if (!(identity = qemuTemplateFileIdentity(fd, path, sb)))
+        return -1;
 
     virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
                       identity, sb->st_mode & 07777, (unsigned int) sb->st_uid,
                       (unsigned int) sb->st_gid);
     virBufferEscapeString(buf, " path='%s'/>\n", path);
+    return 0;
 }
 
 
@@ -563,8 +624,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
         return -1;
     }
 
-    qemuTemplateRecordFormat(buf, element, &sb, as ? as : path);
-    return 0;
+    return qemuTemplateRecordFormat(buf, element, fd, &sb, as ? as : path);
 }
 
 
@@ -629,25 +689,7 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
         return -1;
     }
 
-    qemuTemplateRecordFormat(buf, element, &sb, path);
-    return 0;
-}
-
-
-/* The filesystem the descriptor @fd is on, as its ID, which filesystems
- * with a UUID (ext4, btrfs) derive from it, so that it outlives a reboot,
- * unlike st_dev; 0 where the filesystem has none. */
-static int
-qemuTemplateFilesystemId(int fd,
-                         unsigned long long *fsid)
-{
-    struct statvfs sfs;
-
-    if (fstatvfs(fd, &sfs) < 0)
-        return -1;
-
-    *fsid = sfs.f_fsid;
-    return 0;
+    return qemuTemplateRecordFormat(buf, element, fd, &sb, path);
 }
 
 
@@ -771,28 +813,28 @@ qemuTemplateRecordCheck(const char *record)
 
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = virXMLPropString(nodes[i], "path");
-        g_autofree char *size = virXMLPropString(nodes[i], "size");
-        g_autofree char *dev = virXMLPropString(nodes[i], "dev");
-        g_autofree char *inode = virXMLPropString(nodes[i], "inode");
-        g_autofree char *mtime = virXMLPropString(nodes[i], "mtime");
         g_autofree char *was = NULL;
         g_autofree char *now = NULL;
+        VIR_AUTOCLOSE fd = -1;
         struct stat sb;
 
-        if (!path || !size || !dev || !inode || !mtime) {
+        if (!path) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a file lacks path, size, dev, inode or mtime"));
+                           _("template record: a file lacks its path"));
             return -1;
         }
 
-        if (stat(path, &sb) < 0) {
+        if (!(was = qemuTemplateRecordedIdentity(nodes[i])))
+            return -1;
+
+        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+            fstat(fd, &sb) < 0) {
             virReportSystemError(errno, _("template file '%1$s' is not usable"), path);
             return -1;
         }
 
-        was = g_strdup_printf("size='%s' dev='%s' inode='%s' mtime='%s'",
-                              size, dev, inode, mtime);
-        now = qemuTemplateFileIdentity(&sb);
+        if (!(now = qemuTemplateFileIdentity(fd, path, &sb)))
+            return -1;
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("template file '%1$s' was changed after the template was created: it had %2$s, it has %3$s"),
@@ -978,7 +1020,7 @@ qemuTemplateCheckSnapshot(virDomainObj *vm)
 
 /* The disk images a template is made of, as its record lists them: the
  * bases of its clones' overlays and their backing chains, each path
- * mapped to the device and inode recorded ("dev:inode"). */
+ * mapped to the identity recorded (qemuTemplateFileIdentity()). */
 static GHashTable *
 qemuTemplateRecordDisks(const char *record)
 {
@@ -993,23 +1035,22 @@ qemuTemplateRecordDisks(const char *record)
 
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = NULL;
-        unsigned long long dev;
-        unsigned long long ino;
+        char *identity;
 
         if (!virXMLNodeNameEqual(nodes[i], "base") &&
             !virXMLNodeNameEqual(nodes[i], "backing"))
             continue;
 
-        if (!(path = virXMLPropString(nodes[i], "path")) ||
-            virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
-            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0) {
+        if (!(path = virXMLPropString(nodes[i], "path"))) {
             virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("template record: a disk image lacks its path, dev or inode"));
+                           _("template record: a disk image lacks its path"));
             return NULL;
         }
 
-        g_hash_table_insert(disks, g_steal_pointer(&path),
-                            g_strdup_printf("%llu:%llu", dev, ino));
+        if (!(identity = qemuTemplateRecordedIdentity(nodes[i])))
+            return NULL;
+
+        g_hash_table_insert(disks, g_steal_pointer(&path), identity);
     }
 
     return g_steal_pointer(&disks);
@@ -1148,15 +1189,61 @@ typedef int (*qemuTemplateBaseFunc)(int fd,
                                     xmlNodePtr node,
                                     void *opaque);
 
-/* Calls @func on each disk image of the record of @dir, open as @fd: the
- * daemon acts as root on files anyone could replace, so only by
- * descriptor, and only on the file recorded (same device and inode, one
- * name). A file that is gone or not the one recorded is an error if
- * @strict (making a template), skipped otherwise (giving one back). */
+/* Opens the disk image a record's @node names, at @path, as root: by
+ * descriptor, as anyone could replace it, and only if it is the file
+ * recorded, unchanged since (qemuTemplateFileIdentity(), one name).
+ * Returns 1 with @fd and @sb filled if it is, 0 if it is gone or not the
+ * one recorded, with an error reported either way, -1 with an error
+ * reported if that can't be told. */
+static int
+qemuTemplateBaseOpen(xmlNodePtr node,
+                     const char *path,
+                     int *fd,
+                     struct stat *sb)
+{
+    g_autofree char *was = NULL;
+    g_autofree char *now = NULL;
+
+    if (!(was = qemuTemplateRecordedIdentity(node)))
+        return -1;
+
+    if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(*fd, sb) < 0) {
+        virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
+        return errno == ENOENT ? 0 : -1;
+    }
+
+    if (S_ISREG(sb->st_mode) && sb->st_nlink == 1 &&
+        !(now = qemuTemplateFileIdentity(*fd, path, sb)))
+        return -1;
+
+    if (STRNEQ_NULLABLE(was, now)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("'%1$s' is not the disk image the template recorded"), path);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+typedef enum {
+    /* a disk image gone or not the one recorded is skipped, not an error */
+    QEMU_TEMPLATE_BASES_SKIP_MISSING = 1 << 0,
+    /* a template without a record (a restored backup) has nothing to do */
+    QEMU_TEMPLATE_BASES_NO_RECORD_OK = 1 << 1,
+    /* only those the daemon took (giving them back) */
+    QEMU_TEMPLATE_BASES_TAKEN = 1 << 2,
+} qemuTemplateBasesFlags;
+
+/* Calls @func on each disk image of the record of @dir, as
+ * qemuTemplateBaseOpen() opens it, with @flags of qemuTemplateBasesFlags:
+ * with none, each must be found as recorded (making a template, removing
+ * one). */
 static int
 qemuTemplateBasesForEach(virQEMUDriver *driver,
                          const char *dir,
-                         bool strict,
+                         unsigned int flags,
                          qemuTemplateBaseFunc func,
                          void *opaque)
 {
@@ -1167,13 +1254,13 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
     size_t i;
     bool changed = false;
     bool missing = false;
+    bool noRecordOK = flags & QEMU_TEMPLATE_BASES_NO_RECORD_OK;
     int ret = 0;
     int rc;
 
-    if (!(nodes = qemuTemplateRecordRead(record, strict ? NULL : &missing,
+    if (!(nodes = qemuTemplateRecordRead(record, noRecordOK ? &missing : NULL,
                                          &doc, &nnodes))) {
-        /* A template whose record is lost (a restored backup) can still
-         * be removed: what the record kept cannot be given back. */
+        /* what the record kept cannot be given back */
         if (missing) {
             VIR_WARN("Template record '%s' is gone: the disk images of template directory '%s' keep their owner and mode",
                      record, dir);
@@ -1184,12 +1271,12 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
 
     for (i = 0; i < nnodes; i++) {
         g_autofree char *path = NULL;
-        unsigned long long dev;
-        unsigned long long ino;
+        g_autofree char *taken = virXMLPropString(nodes[i], "taken");
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
 
-        if (!virXMLNodeNameEqual(nodes[i], "base"))
+        if (!virXMLNodeNameEqual(nodes[i], "base") ||
+            (!taken && (flags & QEMU_TEMPLATE_BASES_TAKEN)))
             continue;
 
         if (!(path = virXMLPropString(nodes[i], "path"))) {
@@ -1199,35 +1286,15 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
             break;
         }
 
-        if (virXMLPropULongLong(nodes[i], "dev", 10, VIR_XML_PROP_REQUIRED, &dev) < 0 ||
-            virXMLPropULongLong(nodes[i], "inode", 10, VIR_XML_PROP_REQUIRED, &ino) < 0) {
-            ret = -1;
-            break;
-        }
-
-        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-            fstat(fd, &sb) < 0) {
-            if (errno == ENOENT && !strict) {
-                VIR_WARN("Disk image '%s' of template directory '%s' is gone", path, dir);
+        if ((rc = qemuTemplateBaseOpen(nodes[i], path, &fd, &sb)) <= 0) {
+            if (rc == 0 && (flags & QEMU_TEMPLATE_BASES_SKIP_MISSING)) {
+                VIR_WARN("Leaving '%s' of template directory '%s' alone: %s",
+                         path, dir, virGetLastErrorMessage());
+                virResetLastError();
                 continue;
             }
-            virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
             ret = -1;
             break;
-        }
-
-        if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
-            sb.st_dev != dev || sb.st_ino != ino) {
-            if (strict) {
-                virReportError(VIR_ERR_OPERATION_FAILED,
-                               _("'%1$s' is not the disk image recorded in template directory '%2$s'"),
-                               path, dir);
-                ret = -1;
-                break;
-            }
-            VIR_WARN("Leaving '%s' alone: it is not the disk image recorded in template directory '%s'",
-                     path, dir);
-            continue;
         }
 
         if ((rc = func(fd, path, &sb, nodes[i], opaque)) < 0) {
@@ -1319,7 +1386,7 @@ qemuTemplateBaseProtect(int fd,
     }
 
     if (fchown(fd, geteuid(), data->gid) < 0 ||
-        fchmod(fd, ((sb->st_mode & ~bits) | S_IRGRP) & 07777) < 0) {
+        fchmod(fd, ((sb->st_mode & ~bits) | S_IRGRP) & 0777) < 0) {
         virReportSystemError(errno, _("unable to make template base '%1$s' read-only"),
                              path);
         return -1;
@@ -1375,7 +1442,9 @@ qemuTemplateBasesProtect(virQEMUDriver *driver,
         .gid = qemuTemplateQEMUGroup(cfg, vm->def),
     };
 
-    return qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, strict,
+    return qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path,
+                                    strict ? 0 : (QEMU_TEMPLATE_BASES_SKIP_MISSING |
+                                                  QEMU_TEMPLATE_BASES_NO_RECORD_OK),
                                     qemuTemplateBaseProtect, &data);
 }
 
@@ -1405,8 +1474,9 @@ qemuTemplateBaseRelease(int fd,
     if (qemuTemplateSetImmutable(fd, path, false) < 0)
         return -1;
 
+    /* no set-ID bits on a file of root's, whoever made them */
     if (fchown(fd, owner, group) < 0 ||
-        fchmod(fd, ((sb->st_mode & ~bits) | (mode & bits)) & 07777) < 0) {
+        fchmod(fd, ((sb->st_mode & ~bits) | (mode & bits)) & 0777) < 0) {
         virReportSystemError(errno, _("unable to give back template base '%1$s'"),
                              path);
         return -1;
@@ -1416,46 +1486,6 @@ qemuTemplateBaseRelease(int fd,
     xmlUnsetProp(node, BAD_CAST "taken");
     xmlUnsetProp(node, BAD_CAST "protected");
     return 1;
-}
-
-
-/* Gives back the disk images of a template that is no more (or never was)
- * and forgets its record. */
-static int
-qemuTemplateRecordRelease(virQEMUDriver *driver,
-                          const virDomainDef *def)
-{
-    g_autofree char *path = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
-    g_autofree char *xml = NULL;
-    int rc;
-
-    if ((rc = qemuTemplateRecordLoad(path, &xml)) != 0)
-        return rc < 0 ? -1 : 0;
-
-    if (qemuTemplateBasesForEach(driver, def->mem.tmpl->path, false,
-                                 qemuTemplateBaseRelease, NULL) < 0)
-        return -1;
-
-    return qemuTemplateRecordRemove(path);
-}
-
-
-/* Whether @dir has a record, or one that can't be read, which keeps what
- * it took. */
-static bool
-qemuTemplateHasRecord(virQEMUDriver *driver,
-                      const char *dir)
-{
-    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
-    g_autofree char *xml = NULL;
-    int rc;
-
-    if ((rc = qemuTemplateRecordLoad(record, &xml)) < 0) {
-        VIR_WARN("%s", virGetLastErrorMessage());
-        virResetLastError();
-    }
-
-    return rc <= 0;
 }
 
 
@@ -1486,6 +1516,99 @@ qemuTemplateRecordLeftover(virQEMUDriver *driver,
     }
 
     return qemuTemplateRecordRemove(record);
+}
+
+
+/* Marks the record @path as that of no template, before anything of it is
+ * given back: a record kept with disk images still taken
+ * (qemuTemplateRecordRelease()) brings no template back. */
+static int
+qemuTemplateRecordMarkReleased(const char *path)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_autofree char *xml = NULL;
+    xmlChar *buf = NULL;
+    int nnodes = 0;
+    int len;
+
+    if (!(nodes = qemuTemplateRecordRead(path, NULL, &doc, &nnodes)))
+        return -1;
+
+    xmlSetProp(xmlDocGetRootElement(doc), BAD_CAST "released", BAD_CAST "yes");
+    xmlDocDumpFormatMemory(doc, &buf, &len, 1);
+    xml = g_strndup((const char *) buf, len);
+    xmlFree(buf);
+    return qemuTemplateRecordStore(path, xml);
+}
+
+
+/* Whether the record @doc is that of no template any more. */
+static bool
+qemuTemplateRecordIsReleased(xmlDocPtr doc)
+{
+    g_autofree char *released = virXMLPropString(xmlDocGetRootElement(doc), "released");
+
+    return !!released;
+}
+
+
+/* Gives back the disk images of a template that is no more (or never was)
+ * and forgets its record. Each disk image taken must be found as recorded,
+ * or nothing is given back, unless @keepMissing: those not found then stay
+ * taken in the record, for a later attempt (their filesystem may not be
+ * mounted yet when the daemon starts). */
+static int
+qemuTemplateRecordRelease(virQEMUDriver *driver,
+                          const virDomainDef *def,
+                          bool keepMissing)
+{
+    g_autofree char *path = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if ((rc = qemuTemplateRecordLoad(path, &xml)) != 0)
+        return rc < 0 ? -1 : 0;
+
+    if (qemuTemplateRecordMarkReleased(path) < 0 ||
+        qemuTemplateBasesForEach(driver, def->mem.tmpl->path,
+                                 QEMU_TEMPLATE_BASES_TAKEN |
+                                 (keepMissing ? QEMU_TEMPLATE_BASES_SKIP_MISSING : 0),
+                                 qemuTemplateBaseRelease, NULL) < 0)
+        return -1;
+
+    if (keepMissing) {
+        if ((rc = qemuTemplateRecordLeftover(driver, def->mem.tmpl->path)) > 0)
+            VIR_WARN("Keeping template record '%s': disk images it took were not found as recorded; template-remove of domain '%s' gives them back once they are",
+                     path, def->name);
+        return rc < 0 ? -1 : 0;
+    }
+
+    return qemuTemplateRecordRemove(path);
+}
+
+
+/* Whether @dir has the record of a template, or one that can't be read,
+ * which keeps what it took. */
+static bool
+qemuTemplateHasRecord(virQEMUDriver *driver,
+                      const char *dir)
+{
+    g_autofree char *record = qemuTemplateRecordPath(driver, dir);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    bool missing = false;
+    int nnodes = 0;
+
+    if (!(nodes = qemuTemplateRecordRead(record, &missing, &doc, &nnodes))) {
+        if (missing)
+            return false;
+        VIR_WARN("%s", virGetLastErrorMessage());
+        virResetLastError();
+        return true;
+    }
+
+    return !qemuTemplateRecordIsReleased(doc);
 }
 
 
@@ -1755,6 +1878,10 @@ qemuTemplateIsGone(virQEMUDriver *driver,
         return false;
     }
 
+    /* given up before, with disk images it did not find */
+    if (qemuTemplateRecordIsReleased(doc))
+        return true;
+
     /* none recorded, or none the filesystem has (0): kept */
     if (virXMLPropULongLong(xmlDocGetRootElement(doc), "fsid", 10,
                             VIR_XML_PROP_NONE, &recorded) <= 0 || recorded == 0 ||
@@ -1882,7 +2009,7 @@ qemuTemplateLoad(virDomainObj *vm,
             /* No template is left: a template-create that did not publish
              * one, or a directory gone for good. The record is the
              * daemon's own, wherever the directory went. */
-            if (qemuTemplateRecordRelease(driver, vm->def) < 0)
+            if (qemuTemplateRecordRelease(driver, vm->def, true) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
             qemuTemplateReclaimRAMFiles(driver, vm);
@@ -1964,7 +2091,9 @@ qemuTemplateCheckDiscard(virDomainObj *vm)
  * @vm: inactive domain holding a template
  *
  * Removes the template image and the RAM files of @vm and gives its disk
- * images back: it is an ordinary domain again.
+ * images back: it is an ordinary domain again. Fails, and keeps the
+ * template, if a disk image it took is not found as recorded (its
+ * filesystem not mounted): virDomainTemplateRemove() can forget those.
  *
  * Returns 0 on success, -1 with an error reported.
  */
@@ -1981,7 +2110,9 @@ qemuTemplateDiscard(virDomainObj *vm)
     /* The disk images first: a template whose images could not all be
      * given back stays one (its clones protect them again), and a crash
      * here leaves one that the next daemon start protects again. */
-    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, false,
+    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path,
+                                 QEMU_TEMPLATE_BASES_TAKEN |
+                                 QEMU_TEMPLATE_BASES_NO_RECORD_OK,
                                  qemuTemplateBaseRelease, NULL) < 0)
         return -1;
 
@@ -1993,7 +2124,7 @@ qemuTemplateDiscard(virDomainObj *vm)
     }
     vm->hasTemplate = false;
 
-    if (qemuTemplateRecordRelease(driver, vm->def) < 0)
+    if (qemuTemplateRecordRelease(driver, vm->def, false) < 0)
         return -1;
 
     if (rmdir(area) < 0 && errno != ENOENT)
@@ -2050,6 +2181,63 @@ qemuTemplateRemoveSavedClones(virQEMUDriver *driver,
 }
 
 
+/* Drops from the record of @def's template the disk images it took that
+ * are not found as recorded: nothing gives them their owner and mode back
+ * then. */
+static int
+qemuTemplateRecordForgetMissing(virQEMUDriver *driver,
+                                const virDomainDef *def)
+{
+    g_autofree char *record = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_autofree char *xml = NULL;
+    xmlChar *buf = NULL;
+    bool changed = false;
+    bool missing = false;
+    int nnodes = 0;
+    int len;
+    size_t i;
+    int rc;
+
+    if (!(nodes = qemuTemplateRecordRead(record, &missing, &doc, &nnodes)))
+        return missing ? 0 : -1;
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *path = NULL;
+        g_autofree char *taken = virXMLPropString(nodes[i], "taken");
+        VIR_AUTOCLOSE fd = -1;
+        struct stat sb;
+
+        if (!virXMLNodeNameEqual(nodes[i], "base") ||
+            !(path = virXMLPropString(nodes[i], "path")))
+            continue;
+
+        if ((rc = qemuTemplateBaseOpen(nodes[i], path, &fd, &sb)) < 0)
+            return -1;
+        if (rc > 0)
+            continue;
+
+        VIR_WARN("Forgetting disk image '%s' of template '%s'%s: %s",
+                 path, def->name,
+                 taken ? ", which stays owned by root and read-only" : "",
+                 virGetLastErrorMessage());
+        virResetLastError();
+        xmlUnlinkNode(nodes[i]);
+        xmlFreeNode(nodes[i]);
+        changed = true;
+    }
+
+    if (!changed)
+        return 0;
+
+    xmlDocDumpFormatMemory(doc, &buf, &len, 1);
+    xml = g_strndup((const char *) buf, len);
+    xmlFree(buf);
+    return qemuTemplateRecordStore(record, xml);
+}
+
+
 /**
  * qemuTemplateRemove:
  * @driver: qemu driver
@@ -2066,6 +2254,7 @@ qemuTemplateRemove(virQEMUDriver *driver,
                    unsigned int flags)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
+    bool forget = flags & VIR_DOMAIN_TEMPLATE_REMOVE_FORGET_MISSING_DISKS;
     int rc;
     int ret = -1;
 
@@ -2077,8 +2266,9 @@ qemuTemplateRemove(virQEMUDriver *driver,
         if (!virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def) &&
             (rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) != 0) {
             /* under no clone, running or saved */
-            if (rc > 0 && qemuTemplateCheckDiscard(vm) == 0)
-                ret = qemuTemplateRecordRelease(driver, vm->def);
+            if (rc > 0 && qemuTemplateCheckDiscard(vm) == 0 &&
+                (!forget || qemuTemplateRecordForgetMissing(driver, vm->def) == 0))
+                ret = qemuTemplateRecordRelease(driver, vm->def, false);
             goto endjob;
         }
 
@@ -2098,6 +2288,12 @@ qemuTemplateRemove(virQEMUDriver *driver,
         if (qemuTemplateRemoveSavedClones(driver, vm->def->mem.tmpl->path) < 0)
             goto endjob;
     }
+
+    /* the discard checks first: what is forgotten is forgotten */
+    if (forget &&
+        (qemuTemplateCheckDiscard(vm) < 0 ||
+         qemuTemplateRecordForgetMissing(driver, vm->def) < 0))
+        goto endjob;
 
     ret = qemuTemplateDiscard(vm);
 
@@ -2746,7 +2942,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
     /* Its disk images are protected once it has stopped: whatever can be
      * checked is, while it can still run on. */
-    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, true,
+    if (qemuTemplateBasesForEach(driver, vm->def->mem.tmpl->path, 0,
                                  qemuTemplateBaseCheck, NULL) < 0)
         goto endjob;
 
@@ -2797,7 +2993,7 @@ qemuTemplateCreate(virQEMUDriver *driver,
 
             virErrorPreserveLast(&orig_err);
             /* If not now, the next daemon start gives them back. */
-            if (qemuTemplateRecordRelease(driver, vm->def) < 0)
+            if (qemuTemplateRecordRelease(driver, vm->def, true) < 0)
                 VIR_WARN("Unable to give back the disk images of domain '%s'",
                          vm->def->name);
             virErrorRestore(&orig_err);
@@ -3257,9 +3453,8 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
         ssize_t len;
-        int rc;
-
         g_autofree char *identity = NULL;
+        int rc;
 
         if (!n->path || !g_hash_table_contains(recorded, n->path)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
@@ -3282,8 +3477,8 @@ qemuTemplateBaseChainRead(virStorageSource *base,
             return -1;
         }
 
-        identity = g_strdup_printf("%llu:%llu", (unsigned long long) sb.st_dev,
-                                   (unsigned long long) sb.st_ino);
+        if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb)))
+            return -1;
         if (STRNEQ(identity, g_hash_table_lookup(recorded, n->path))) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("'%1$s' is not the disk image recorded in the template"),

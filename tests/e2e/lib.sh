@@ -112,12 +112,15 @@ refused_if_touched() {
 }
 
 # cleanup_template NAME: destroy the running domains named NAME-* (its
-# clones) and NAME, and undefine NAME with its template if it has one.
+# clones) and NAME, remove its template, or what a record of an earlier one
+# keeps, and undefine NAME.
 cleanup_template() {
     for _c in $(virsh list --name | grep "^$1-" || true); do
         virsh destroy "$_c" >/dev/null 2>&1 || true
     done
     virsh destroy "$1" >/dev/null 2>&1 || true
+    # also what a record of an earlier template keeps, of files now gone
+    virsh template-remove --forget-missing-disks "$1" >/dev/null 2>&1 || true
     if virsh dominfo "$1" >/dev/null 2>&1 &&
        ! _out=$(virsh undefine --remove-template "$1" 2>&1); then
         echo "cleanup: $1 stays: $_out" >&2
@@ -128,4 +131,24 @@ cleanup_template() {
 cleanup_domain() {
     virsh destroy "$1" >/dev/null 2>&1 || true
     virsh undefine "$1" >/dev/null 2>&1 || true
+}
+
+# file_identity PATH: the attributes by which the daemon's template records
+# name the file at PATH: size, inode, inode generation where the filesystem
+# has one, mtime.
+file_identity() {
+    /usr/bin/python3 -c '
+import array, fcntl, os, sys
+st = os.stat(sys.argv[1])
+gen = ""
+try:
+    with open(sys.argv[1], "rb") as f:
+        buf = array.array("i", [0])
+        fcntl.ioctl(f, 0x80087601, buf)  # FS_IOC_GETVERSION
+        gen = " generation=\x27%u\x27" % (buf[0] & 0xffffffff)
+except OSError:
+    pass
+print("size=\x27%d\x27 inode=\x27%d\x27%s mtime=\x27%d.%09d\x27" %
+      (st.st_size, st.st_ino, gen, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9))
+' "$1"
 }

@@ -47,7 +47,7 @@ owner=$(stat -c %U "$dir")
 qemu_uid=$(id -u "$QEMU_USER")
 qemu_gid=$(getent group "$QEMU_GROUP" | cut -d: -f3)
 record="<templateFiles>
-  <base path='$victim' dev='$(stat -c %d "$victim")' inode='$(stat -c %i "$victim")' size='7' mtime='0.0' owner='$qemu_uid' group='$qemu_gid' mode='0666' taken='yes'/>
+  <base path='$victim' $(file_identity "$victim") owner='$qemu_uid' group='$qemu_gid' mode='0666' taken='yes'/>
 </templateFiles>"
 as_qemu sh -c 'printf "%s\n" "$1" >"$2/template.files" && ln -s "$3" "$2/template.files.new"' \
     planted "$record" "$dir" "$victim2" || fail "test setup: $QEMU_USER cannot write its directory"

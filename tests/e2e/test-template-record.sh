@@ -62,16 +62,22 @@ virsh template-remove $tmpl >/dev/null || fail "template-remove failed"
 echo "a disk attached after template-create: left 640; the base: back to 640"
 virsh undefine $tmpl >/dev/null
 
-# 3. Another file put in place of the base: not the daemon's to change.
+# 3. Another file put in place of the base: not the daemon's to change,
+# nor is the template removed without being told to forget the base.
 # (The base is immutable: only an administrator clearing the flag can.)
 make_template
 chattr -i "$base"
 cp --preserve=mode "$base" "$base.new"
 mv "$base.new" "$base"
-virsh undefine --remove-template $tmpl >/dev/null || fail "undefine --remove-template failed"
+expect_error "undefine --remove-template of a template whose base was replaced" \
+    "'$base' is not the disk image the template recorded" virsh undefine --remove-template $tmpl
+virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "a refused undefine lost the template"
+virsh template-remove --forget-missing-disks $tmpl >/dev/null ||
+    fail "template-remove --forget-missing-disks failed"
+virsh undefine $tmpl >/dev/null || fail "undefine failed"
 [ "$(stat -c %a "$base")" = 440 ] || fail "template removal changed a file it never protected: $(stat -c %a "$base")"
 [ ! -e "$dir" ] || fail "template directory left: $(ls -A "$dir")"
-echo "a base replaced behind libvirt: left as it was"
+echo "a base replaced behind libvirt: undefine refused; template-remove --forget-missing-disks left the file as it was"
 
 # 4. undefine refused for NVRAM it was not told to remove: the check comes
 # before the template is discarded, which must survive the refusal.
