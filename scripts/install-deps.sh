@@ -9,7 +9,7 @@ set -eu
 die() { echo "install-deps: $*" >&2; exit 1; }
 
 stamp_dir=${CACHE_DIR:-/var/cache/libvirt-templates}
-stamp="$stamp_dir/deps-installed-v4"
+stamp="$stamp_dir/deps-installed-v5"
 [ -e "$stamp" ] && exit 0
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get and the private daemon need it)"
@@ -51,7 +51,8 @@ run apt-get -y -t bookworm-backports install --no-install-recommends \
 run apt-get -y install --no-install-recommends \
     busybox-static cpio xz-utils dpkg-dev curl \
     git meson ninja-build python3-docutils augeas-tools \
-    procps psmisc socat gzip file ca-certificates python3-matplotlib tini gdb
+    procps psmisc socat gzip file ca-certificates python3-matplotlib tini gdb \
+    python3-libvirt python3-dev python3-pytest
 rm -f "$log"
 
 # Debian's QEMU user and group, as libvirt-daemon-system creates them.

@@ -45,7 +45,7 @@ need_root() {
 # own tests (e2e, guest, unit) are not libvirt files.
 list_new_files() {
     (cd "$ROOT" && git ls-files --cached --others --exclude-standard -- $NEW_FILES_DIRS |
-        grep -v -e '^tests/e2e/' -e '^tests/guest/' -e '^tests/unit/' -e '^tests/run-all.sh$' |
+        grep -v -e '^tests/e2e/' -e '^tests/guest/' -e '^tests/unit/' -e '^tests/python/' -e '^tests/run-all.sh$' |
         while read -r f; do [ -f "$f" ] && echo "$f"; done)
 }
 
