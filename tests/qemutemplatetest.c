@@ -205,7 +205,13 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     /* Gone. */
     if (unlink(file) < 0)
         goto cleanup;
-    if (testRecordRefuses(record, "a missing file", "is not usable") < 0)
+    if (testRecordRefuses(record, "a missing file", "unable to open") < 0)
+        goto cleanup;
+
+    /* Something else in its place is refused unopened (a FIFO would block). */
+    if (mkfifo(file, 0600) < 0)
+        goto cleanup;
+    if (testRecordRefuses(record, "a FIFO", "is not a regular file") < 0)
         goto cleanup;
 
     ret = 0;

@@ -512,6 +512,57 @@ qemuTemplateDiskIsBase(const virDomainDiskDef *disk)
 }
 
 
+/* Opens the file @path, read-only, as root opens files that others name
+ * or whose directories others own: only a regular file, and nothing else
+ * even for a moment (opening a device or a FIFO may act): the path is
+ * looked up without opening what it leads to, and opened through that
+ * once it is known to be a regular file. Returns the descriptor, with @sb
+ * filled, or -1 with an error reported and errno set (EINVAL: not a
+ * regular file). */
+static int
+qemuTemplateOpenRegular(const char *path,
+                        struct stat *sb)
+{
+    VIR_AUTOCLOSE pathfd = -1;
+    int fd;
+#ifdef O_PATH
+    g_autofree char *fdpath = NULL;
+
+    if ((pathfd = open(path, O_PATH | O_NOFOLLOW)) < 0 ||
+        fstat(pathfd, sb) < 0) {
+        virReportSystemError(errno, _("unable to open '%1$s'"), path);
+        return -1;
+    }
+#else /* !O_PATH */
+    if ((pathfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)) < 0 ||
+        fstat(pathfd, sb) < 0) {
+        virReportSystemError(errno, _("unable to open '%1$s'"), path);
+        return -1;
+    }
+#endif /* !O_PATH */
+
+    if (!S_ISREG(sb->st_mode)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("'%1$s' is not a regular file"), path);
+        errno = EINVAL;
+        return -1;
+    }
+
+#ifdef O_PATH
+    fdpath = g_strdup_printf("/proc/self/fd/%d", pathfd);
+    if ((fd = open(fdpath, O_RDONLY | O_NOCTTY)) < 0) {
+        virReportSystemError(errno, _("unable to open '%1$s'"), path);
+        return -1;
+    }
+#else /* !O_PATH */
+    fd = pathfd;
+    pathfd = -1;
+#endif /* !O_PATH */
+
+    return fd;
+}
+
+
 /* The filesystem the descriptor @fd is on, as its ID, which filesystems
  * with a UUID (ext4, btrfs) derive from it, so that it outlives a reboot,
  * unlike st_dev; 0 where the filesystem has none. */
@@ -532,9 +583,12 @@ qemuTemplateFilesystemId(int fd,
 /* What clones rely on about a template file, as record attributes: the
  * same file, of the same size, not written since. The file is its inode
  * and, where the filesystem has them, the inode's generation, which tells
- * a file from a later one given the same inode number. No filesystem
- * component: neither st_dev nor statvfs's f_fsid (from the device number on
- * XFS, f2fs or exfat, none on NFS) is sure to be the same after a reboot.
+ * a file from a later one given the same inode number, on its filesystem:
+ * by statvfs's f_fsid where it has one, which ext4 and btrfs derive from
+ * their UUID (and btrfs from the subvolume: a snapshot is another), so
+ * that the next boot mounting it from another device keeps it; else by
+ * st_dev. XFS, f2fs and exfat derive f_fsid from the device number: their
+ * templates do not outlive a change of it.
  * Returns NULL with an error reported. */
 static char *
 qemuTemplateFileIdentity(int fd,
@@ -547,7 +601,18 @@ qemuTemplateFileIdentity(int fd,
     const struct timespec *mtime = &sb->st_mtim;
 #endif
     g_autofree char *generation = NULL;
+    g_autofree char *fs = NULL;
+    unsigned long long fsid;
     unsigned int gen;
+
+    if (qemuTemplateFilesystemId(fd, &fsid) < 0) {
+        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+        return NULL;
+    }
+    if (fsid != 0)
+        fs = g_strdup_printf("fsid:%llx", fsid);
+    else
+        fs = g_strdup_printf("dev:%llu", (unsigned long long) sb->st_dev);
 
     if (virFileGetGeneration(fd, &gen) == 0) {
         generation = g_strdup_printf(" generation='%u'", gen);
@@ -557,9 +622,9 @@ qemuTemplateFileIdentity(int fd,
         return NULL;
     }
 
-    return g_strdup_printf("size='%lld' inode='%llu'%s mtime='%lld.%09ld'",
+    return g_strdup_printf("size='%lld' inode='%llu'%s fs='%s' mtime='%lld.%09ld'",
                            (long long) sb->st_size, (unsigned long long) sb->st_ino,
-                           NULLSTR_EMPTY(generation),
+                           NULLSTR_EMPTY(generation), fs,
                            (long long) mtime->tv_sec, (long) mtime->tv_nsec);
 }
 
@@ -572,18 +637,19 @@ qemuTemplateRecordedIdentity(xmlNodePtr node)
     g_autofree char *size = virXMLPropString(node, "size");
     g_autofree char *inode = virXMLPropString(node, "inode");
     g_autofree char *generation = virXMLPropString(node, "generation");
+    g_autofree char *fs = virXMLPropString(node, "fs");
     g_autofree char *mtime = virXMLPropString(node, "mtime");
 
-    if (!size || !inode || !mtime) {
+    if (!size || !inode || !fs || !mtime) {
         virReportError(VIR_ERR_XML_ERROR, "%s",
-                       _("template record: a file lacks its size, inode or mtime"));
+                       _("template record: a file lacks its size, inode, fs or mtime"));
         return NULL;
     }
 
-    return g_strdup_printf("size='%s' inode='%s'%s%s%s mtime='%s'", size, inode,
+    return g_strdup_printf("size='%s' inode='%s'%s%s%s fs='%s' mtime='%s'", size, inode,
                            generation ? " generation='" : "",
                            NULLSTR_EMPTY(generation), generation ? "'" : "",
-                           mtime);
+                           fs, mtime);
 }
 
 
@@ -618,11 +684,8 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     VIR_AUTOCLOSE fd = -1;
     struct stat sb;
 
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-        fstat(fd, &sb) < 0) {
-        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+    if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
         return -1;
-    }
 
     return qemuTemplateRecordFormat(buf, element, fd, &sb, as ? as : path);
 }
@@ -668,16 +731,12 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
     struct stat sb;
     int rc;
 
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-        fstat(fd, &sb) < 0) {
-        virReportSystemError(errno, _("unable to access disk image '%1$s'"), path);
+    if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
         return -1;
-    }
 
-    if (!S_ISREG(sb.st_mode) || (STREQ(element, "base") && sb.st_nlink != 1)) {
+    if (STREQ(element, "base") && sb.st_nlink != 1) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("disk image '%1$s' is not a regular file with a single name"),
-                       path);
+                       _("disk image '%1$s' has more than one name"), path);
         return -1;
     }
 
@@ -827,11 +886,8 @@ qemuTemplateRecordCheck(const char *record)
         if (!(was = qemuTemplateRecordedIdentity(nodes[i])))
             return -1;
 
-        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-            fstat(fd, &sb) < 0) {
-            virReportSystemError(errno, _("template file '%1$s' is not usable"), path);
+        if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
             return -1;
-        }
 
         if (!(now = qemuTemplateFileIdentity(fd, path, &sb)))
             return -1;
@@ -1207,19 +1263,24 @@ qemuTemplateBaseOpen(xmlNodePtr node,
     if (!(was = qemuTemplateRecordedIdentity(node)))
         return -1;
 
-    if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-        fstat(*fd, sb) < 0) {
-        virReportSystemError(errno, _("unable to access template base '%1$s'"), path);
-        return errno == ENOENT ? 0 : -1;
-    }
+    /* not there, a link or something else in its place */
+    if ((*fd = qemuTemplateOpenRegular(path, sb)) < 0)
+        return errno == ENOENT || errno == ELOOP || errno == EINVAL ? 0 : -1;
 
-    if (S_ISREG(sb->st_mode) && sb->st_nlink == 1 &&
+    if (sb->st_nlink == 1 &&
         !(now = qemuTemplateFileIdentity(*fd, path, sb)))
         return -1;
 
-    if (STRNEQ_NULLABLE(was, now)) {
+    if (!now) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("'%1$s' is not the disk image the template recorded"), path);
+        return 0;
+    }
+
+    if (STRNEQ(was, now)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template file '%1$s' was changed after the template was created: it had %2$s, it has %3$s"),
+                       path, was, now);
         return 0;
     }
 
@@ -1519,6 +1580,39 @@ qemuTemplateRecordLeftover(virQEMUDriver *driver,
 }
 
 
+static int
+qemuTemplateBaseFound(int fd G_GNUC_UNUSED,
+                      const char *path G_GNUC_UNUSED,
+                      const struct stat *sb G_GNUC_UNUSED,
+                      xmlNodePtr node G_GNUC_UNUSED,
+                      void *opaque G_GNUC_UNUSED)
+{
+    return 0;
+}
+
+
+/* Before giving back the disk images the template of @def took: each is
+ * found as recorded, or none is given back, and the template stays whole. */
+static int
+qemuTemplateBasesCheckTaken(virQEMUDriver *driver,
+                            const virDomainDef *def)
+{
+    g_autofree char *reason = NULL;
+
+    if (qemuTemplateBasesForEach(driver, def->mem.tmpl->path,
+                                 QEMU_TEMPLATE_BASES_TAKEN |
+                                 QEMU_TEMPLATE_BASES_NO_RECORD_OK,
+                                 qemuTemplateBaseFound, NULL) == 0)
+        return 0;
+
+    reason = g_strdup(virGetLastErrorMessage());
+    virReportError(VIR_ERR_OPERATION_FAILED,
+                   _("the disk images the template of domain '%1$s' took can't be given back: %2$s; mount their filesystem, or have template-remove --forget-missing-disks forget them"),
+                   def->name, reason);
+    return -1;
+}
+
+
 /* Marks the record @path as that of no template, before anything of it is
  * given back: a record kept with disk images still taken
  * (qemuTemplateRecordRelease()) brings no template back. */
@@ -1570,7 +1664,8 @@ qemuTemplateRecordRelease(virQEMUDriver *driver,
     if ((rc = qemuTemplateRecordLoad(path, &xml)) != 0)
         return rc < 0 ? -1 : 0;
 
-    if (qemuTemplateRecordMarkReleased(path) < 0 ||
+    if ((!keepMissing && qemuTemplateBasesCheckTaken(driver, def) < 0) ||
+        qemuTemplateRecordMarkReleased(path) < 0 ||
         qemuTemplateBasesForEach(driver, def->mem.tmpl->path,
                                  QEMU_TEMPLATE_BASES_TAKEN |
                                  (keepMissing ? QEMU_TEMPLATE_BASES_SKIP_MISSING : 0),
@@ -1579,7 +1674,7 @@ qemuTemplateRecordRelease(virQEMUDriver *driver,
 
     if (keepMissing) {
         if ((rc = qemuTemplateRecordLeftover(driver, def->mem.tmpl->path)) > 0)
-            VIR_WARN("Keeping template record '%s': disk images it took were not found as recorded; template-remove of domain '%s' gives them back once they are",
+            VIR_WARN("Keeping template record '%s': disk images it took were not found as recorded; the next daemon start or template-remove of domain '%s' gives them back once they are, template-remove --forget-missing-disks forgets them",
                      path, def->name);
         return rc < 0 ? -1 : 0;
     }
@@ -2104,7 +2199,8 @@ qemuTemplateDiscard(virDomainObj *vm)
     g_autofree char *path = qemuTemplateImagePath(vm->def);
     g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
 
-    if (qemuTemplateCheckDiscard(vm) < 0)
+    if (qemuTemplateCheckDiscard(vm) < 0 ||
+        qemuTemplateBasesCheckTaken(driver, vm->def) < 0)
         return -1;
 
     /* The disk images first: a template whose images could not all be
@@ -2213,9 +2309,8 @@ qemuTemplateRecordForgetMissing(virQEMUDriver *driver,
             !(path = virXMLPropString(nodes[i], "path")))
             continue;
 
-        if ((rc = qemuTemplateBaseOpen(nodes[i], path, &fd, &sb)) < 0)
-            return -1;
-        if (rc > 0)
+        /* whatever keeps it from being found, as asked */
+        if ((rc = qemuTemplateBaseOpen(nodes[i], path, &fd, &sb)) > 0)
             continue;
 
         VIR_WARN("Forgetting disk image '%s' of template '%s'%s: %s",
@@ -2266,8 +2361,18 @@ qemuTemplateRemove(virQEMUDriver *driver,
         if (!virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def) &&
             (rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) != 0) {
             /* under no clone, running or saved */
-            if (rc > 0 && qemuTemplateCheckDiscard(vm) == 0 &&
-                (!forget || qemuTemplateRecordForgetMissing(driver, vm->def) == 0))
+            if (rc < 0 || qemuTemplateCheckDiscard(vm) < 0)
+                goto endjob;
+
+            /* unlocked meanwhile: a define may have dropped its memory */
+            if (!qemuTemplateIsProducer(vm->def)) {
+                virReportError(VIR_ERR_OPERATION_INVALID,
+                               _("domain '%1$s' was redefined without template memory meanwhile"),
+                               vm->def->name);
+                goto endjob;
+            }
+
+            if (!forget || qemuTemplateRecordForgetMissing(driver, vm->def) == 0)
                 ret = qemuTemplateRecordRelease(driver, vm->def, false);
             goto endjob;
         }
@@ -3463,19 +3568,8 @@ qemuTemplateBaseChainRead(virStorageSource *base,
             return -1;
         }
 
-        if ((fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-            fstat(fd, &sb) < 0) {
-            virReportSystemError(errno, _("unable to open template disk image '%1$s'"),
-                                 n->path);
+        if ((fd = qemuTemplateOpenRegular(n->path, &sb)) < 0)
             return -1;
-        }
-
-        if (!S_ISREG(sb.st_mode)) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("template disk image '%1$s' is not a regular file"),
-                           n->path);
-            return -1;
-        }
 
         if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb)))
             return -1;

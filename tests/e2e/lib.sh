@@ -135,7 +135,7 @@ cleanup_domain() {
 
 # file_identity PATH: the attributes by which the daemon's template records
 # name the file at PATH: size, inode, inode generation where the filesystem
-# has one, mtime.
+# has one, filesystem (statvfs's f_fsid, or st_dev where that is 0), mtime.
 file_identity() {
     /usr/bin/python3 -c '
 import array, fcntl, os, sys
@@ -148,7 +148,9 @@ try:
         gen = " generation=\x27%u\x27" % (buf[0] & 0xffffffff)
 except OSError:
     pass
-print("size=\x27%d\x27 inode=\x27%d\x27%s mtime=\x27%d.%09d\x27" %
-      (st.st_size, st.st_ino, gen, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9))
+fsid = os.statvfs(sys.argv[1]).f_fsid
+fs = "fsid:%x" % fsid if fsid else "dev:%d" % st.st_dev
+print("size=\x27%d\x27 inode=\x27%d\x27%s fs=\x27%s\x27 mtime=\x27%d.%09d\x27" %
+      (st.st_size, st.st_ino, gen, fs, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9))
 ' "$1"
 }

@@ -55,7 +55,7 @@ tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
 virsh dominfo $tmpl | grep -qE '^Template: +yes' ||
     fail "the template, the guest's only state, was removed: $(virsh dominfo $tmpl | grep Template)"
 expect_error "clone of a template whose disk image is not the one recorded" \
-    "is not the disk image the template recorded" virsh clone-from-template $tmpl $tmpl-clone-1
+    "template file '$base' was changed after the template was created" virsh clone-from-template $tmpl $tmpl-clone-1
 
 mv "$base.recorded" "$base"
 c=$tmpl-clone-1

@@ -70,7 +70,7 @@ chattr -i "$base"
 cp --preserve=mode "$base" "$base.new"
 mv "$base.new" "$base"
 expect_error "undefine --remove-template of a template whose base was replaced" \
-    "'$base' is not the disk image the template recorded" virsh undefine --remove-template $tmpl
+    "template file '$base' was changed after the template was created" virsh undefine --remove-template $tmpl
 virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "a refused undefine lost the template"
 virsh template-remove --forget-missing-disks $tmpl >/dev/null ||
     fail "template-remove --forget-missing-disks failed"

@@ -16,6 +16,7 @@ fs="$E2E_DIR/$tmpl-fs.img"
 spare="$E2E_DIR/$tmpl-spare.img"
 mnt="$E2E_DIR/$tmpl-mnt"
 base="$mnt/base.img"
+second="$E2E_DIR/$tmpl-second.img"
 detach() {
     for _l in $(losetup -j "$1" -O NAME -n); do
         losetup -d "$_l"
@@ -33,7 +34,8 @@ cleanup() {
     fi
     detach "$fs"
     detach "$spare"
-    rm -rf "$fs" "$spare" "$mnt"
+    chattr -i "$second" 2>/dev/null || true
+    rm -rf "$fs" "$spare" "$mnt" "$second"
 }
 trap cleanup EXIT
 cleanup
@@ -45,7 +47,10 @@ mkdir -p "$mnt"
 mount "$(losetup -f --show "$fs")" "$mnt"
 truncate -s 16M "$base"
 chmod 0640 "$base"
+truncate -s 4M "$second"
+chmod 0640 "$second"
 virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
+virsh attach-disk $tmpl "$second" vdb --config >/dev/null || fail "attach-disk --config failed"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "the producer does not write its disk"
@@ -71,11 +76,14 @@ beat=$(heartbeat_after "$E2E_DIR/$c.console" "$tn" 60) || fail "$c does not run 
 virsh destroy $c >/dev/null
 echo "base on device $dev_before, then $(stat -c %d "$base"): $c runs on ($beat)"
 
-# Its filesystem not mounted: template-remove fails, the template stays.
+# Its filesystem not mounted: template-remove fails, the template stays
+# whole: its other disk is not given back either.
 umount "$mnt"
 expect_error "template-remove of a template whose base is not mounted" \
-    "unable to access template base '$base'" virsh template-remove $tmpl
+    "unable to open '$base': No such file or directory; mount their filesystem, or have template-remove --forget-missing-disks forget them" virsh template-remove $tmpl
 virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "a failed template-remove lost the template"
+[ "$(stat -c %U:%a "$second")" = root:440 ] ||
+    fail "a failed template-remove gave the other disk back: $(stat -c %U:%G:%a "$second")"
 mount "$(losetup -j "$fs" -O NAME -n)" "$mnt"
 
 # The template directory is lost (a tmpfs at reboot) and the base's
@@ -116,4 +124,4 @@ mount "$(losetup -j "$fs" -O NAME -n)" "$mnt"
     fail "a forgotten base was given back: $(stat -c %U:%G:%a "$base")"
 chattr -i "$base"
 echo "template-remove --forget-missing-disks: template removed, base left $(stat -c %U:%a "$base")"
-echo "PASS: template files are known by inode and generation, whatever device mounts them; a base not found is forgotten only when asked"
+echo "PASS: template files are known by inode, generation and filesystem ID, whatever device mounts them; a base not found is forgotten only when asked"
