@@ -52,7 +52,7 @@ run apt-get -y install --no-install-recommends \
     busybox-static cpio xz-utils dpkg-dev curl \
     git meson ninja-build python3-docutils augeas-tools \
     procps psmisc socat gzip file ca-certificates python3-matplotlib tini gdb \
-    python3-libvirt python3-dev python3-pytest
+    python3-libvirt python3-dev
 rm -f "$log"
 
 # Debian's QEMU user and group, as libvirt-daemon-system creates them.

@@ -7,4 +7,4 @@ set -eu
 [ -f "$MESON_DIR/.built" ] || die "libvirt is not built: run make demo or ./scripts/build.sh"
 pydir=$("$ROOT/scripts/build-python.sh")
 LD_LIBRARY_PATH="$MESON_DIR/src" PYTHONPATH="$pydir" \
-    /usr/bin/python3 -m pytest -v -p no:cacheprovider "$ROOT/tests/python"
+    /usr/bin/python3 -m unittest discover -v -s "$ROOT/tests/python"
