@@ -21,6 +21,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#ifdef __linux__
+# include <sys/statfs.h>
+#endif
 #include <unistd.h>
 
 #define LIBVIRT_QEMU_TEMPLATEPRIV_H_ALLOW
@@ -525,7 +528,7 @@ qemuTemplateOpenRegular(const char *path,
 {
     VIR_AUTOCLOSE pathfd = -1;
     int fd;
-#ifdef O_PATH
+#ifdef __linux__
     g_autofree char *fdpath = NULL;
 
     if ((pathfd = open(path, O_PATH | O_NOFOLLOW)) < 0 ||
@@ -533,13 +536,13 @@ qemuTemplateOpenRegular(const char *path,
         virReportSystemError(errno, _("unable to open '%1$s'"), path);
         return -1;
     }
-#else /* !O_PATH */
+#else /* !__linux__ */
     if ((pathfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)) < 0 ||
         fstat(pathfd, sb) < 0) {
         virReportSystemError(errno, _("unable to open '%1$s'"), path);
         return -1;
     }
-#endif /* !O_PATH */
+#endif /* !__linux__ */
 
     if (!S_ISREG(sb->st_mode)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
@@ -548,16 +551,16 @@ qemuTemplateOpenRegular(const char *path,
         return -1;
     }
 
-#ifdef O_PATH
+#ifdef __linux__
     fdpath = g_strdup_printf("/proc/self/fd/%d", pathfd);
     if ((fd = open(fdpath, O_RDONLY | O_NOCTTY)) < 0) {
         virReportSystemError(errno, _("unable to open '%1$s'"), path);
         return -1;
     }
-#else /* !O_PATH */
+#else /* !__linux__ */
     fd = pathfd;
     pathfd = -1;
-#endif /* !O_PATH */
+#endif /* !__linux__ */
 
     return fd;
 }
@@ -580,39 +583,114 @@ qemuTemplateFilesystemId(int fd,
 }
 
 
-/* What clones rely on about a template file, as record attributes: the
- * same file, of the same size, not written since. The file is its inode
- * and, where the filesystem has them, the inode's generation, which tells
- * a file from a later one given the same inode number, on its filesystem:
- * by statvfs's f_fsid where it has one, which ext4 and btrfs derive from
- * their UUID (and btrfs from the subvolume: a snapshot is another), so
- * that the next boot mounting it from another device keeps it; else by
- * st_dev. XFS, f2fs and exfat derive f_fsid from the device number: their
- * templates do not outlive a change of it.
- * Returns NULL with an error reported. */
+#ifdef __linux__
+# define QEMU_TEMPLATE_EXT4_MAGIC 0xEF53
+# define QEMU_TEMPLATE_BTRFS_MAGIC 0x9123683E
+
+/* The filesystem of the file open as @fd, as the record names it, such
+ * that the next boot mounting it from another device keeps it: ext4 and
+ * btrfs by their f_fsid, which they derive from their UUID (btrfs from the
+ * subvolume too: a snapshot is another); other filesystems, whose f_fsid
+ * is the device number (XFS) or none (NFS), by their type, which tells a
+ * FUSE or other user mount from them. */
 static char *
-qemuTemplateFileIdentity(int fd,
-                         const char *path,
-                         const struct stat *sb)
+qemuTemplateFileSystem(int fd,
+                       const char *path,
+                       const struct stat *sb G_GNUC_UNUSED)
 {
-#ifdef __APPLE__
-    const struct timespec *mtime = &sb->st_mtimespec;
-#else
-    const struct timespec *mtime = &sb->st_mtim;
-#endif
-    g_autofree char *generation = NULL;
-    g_autofree char *fs = NULL;
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0) {
+        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+        return NULL;
+    }
+
+    if (sfs.f_type == QEMU_TEMPLATE_EXT4_MAGIC ||
+        (unsigned int) sfs.f_type == QEMU_TEMPLATE_BTRFS_MAGIC)
+        return g_strdup_printf("fsid:%x:%x", (unsigned int) sfs.f_fsid.__val[0],
+                               (unsigned int) sfs.f_fsid.__val[1]);
+    return g_strdup_printf("type:%llx", (unsigned long long) sfs.f_type);
+}
+
+
+/* Where the file open as @fd is, whatever links led to it: a file found
+ * elsewhere (through a directory swapped for a link to another mount) is
+ * not the one recorded. */
+static char *
+qemuTemplateFileLocation(int fd)
+{
+    g_autofree char *fdpath = g_strdup_printf("/proc/self/fd/%d", fd);
+    g_autoptr(GError) err = NULL;
+    char *location;
+
+    if (!(location = g_file_read_link(fdpath, &err))) {
+        virReportError(VIR_ERR_INTERNAL_ERROR, _("unable to resolve '%1$s': %2$s"),
+                       fdpath, err->message);
+        return NULL;
+    }
+    return location;
+}
+#else /* !__linux__ */
+static char *
+qemuTemplateFileSystem(int fd,
+                       const char *path,
+                       const struct stat *sb)
+{
     unsigned long long fsid;
-    unsigned int gen;
 
     if (qemuTemplateFilesystemId(fd, &fsid) < 0) {
         virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
         return NULL;
     }
     if (fsid != 0)
-        fs = g_strdup_printf("fsid:%llx", fsid);
-    else
-        fs = g_strdup_printf("dev:%llu", (unsigned long long) sb->st_dev);
+        return g_strdup_printf("fsid:%llx", fsid);
+    return g_strdup_printf("dev:%llu", (unsigned long long) sb->st_dev);
+}
+
+
+static char *
+qemuTemplateFileLocation(int fd G_GNUC_UNUSED)
+{
+    return g_strdup("");
+}
+#endif /* !__linux__ */
+
+
+/* What clones rely on about a template file, as record attributes: the
+ * same file, of the same size, not written since. The file is its inode
+ * and, where the filesystem has them, the inode's generation, which tells
+ * a file from a later one given the same inode number, on its filesystem
+ * (qemuTemplateFileSystem()), where it is (qemuTemplateFileLocation()),
+ * or will be once renamed to @as, if given.
+ * Returns NULL with an error reported. */
+static char *
+qemuTemplateFileIdentity(int fd,
+                         const char *path,
+                         const struct stat *sb,
+                         const char *as)
+{
+#ifdef __APPLE__
+    const struct timespec *mtime = &sb->st_mtimespec;
+#else
+    const struct timespec *mtime = &sb->st_mtim;
+#endif
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_autofree char *generation = NULL;
+    g_autofree char *fs = NULL;
+    g_autofree char *location = NULL;
+    unsigned int gen;
+
+    if (!(fs = qemuTemplateFileSystem(fd, path, sb)) ||
+        !(location = qemuTemplateFileLocation(fd)))
+        return NULL;
+
+    if (as && *location) {
+        g_autofree char *dir = g_path_get_dirname(location);
+        g_autofree char *name = g_path_get_basename(as);
+
+        g_free(location);
+        location = g_build_filename(dir, name, NULL);
+    }
 
     if (virFileGetGeneration(fd, &gen) == 0) {
         generation = g_strdup_printf(" generation='%u'", gen);
@@ -622,10 +700,12 @@ qemuTemplateFileIdentity(int fd,
         return NULL;
     }
 
-    return g_strdup_printf("size='%lld' inode='%llu'%s fs='%s' mtime='%lld.%09ld'",
-                           (long long) sb->st_size, (unsigned long long) sb->st_ino,
-                           NULLSTR_EMPTY(generation), fs,
-                           (long long) mtime->tv_sec, (long) mtime->tv_nsec);
+    virBufferAsprintf(&buf, "size='%lld' inode='%llu'%s fs='%s' mtime='%lld.%09ld'",
+                      (long long) sb->st_size, (unsigned long long) sb->st_ino,
+                      NULLSTR_EMPTY(generation), fs,
+                      (long long) mtime->tv_sec, (long) mtime->tv_nsec);
+    virBufferEscapeString(&buf, " location='%s'", location);
+    return virBufferContentAndReset(&buf);
 }
 
 
@@ -639,17 +719,21 @@ qemuTemplateRecordedIdentity(xmlNodePtr node)
     g_autofree char *generation = virXMLPropString(node, "generation");
     g_autofree char *fs = virXMLPropString(node, "fs");
     g_autofree char *mtime = virXMLPropString(node, "mtime");
+    g_autofree char *location = virXMLPropString(node, "location");
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
 
-    if (!size || !inode || !fs || !mtime) {
+    if (!size || !inode || !fs || !mtime || !location) {
         virReportError(VIR_ERR_XML_ERROR, "%s",
-                       _("template record: a file lacks its size, inode, fs or mtime"));
+                       _("template record: a file lacks its size, inode, fs, mtime or location"));
         return NULL;
     }
 
-    return g_strdup_printf("size='%s' inode='%s'%s%s%s fs='%s' mtime='%s'", size, inode,
-                           generation ? " generation='" : "",
-                           NULLSTR_EMPTY(generation), generation ? "'" : "",
-                           fs, mtime);
+    virBufferAsprintf(&buf, "size='%s' inode='%s'%s%s%s fs='%s' mtime='%s'", size, inode,
+                      generation ? " generation='" : "",
+                      NULLSTR_EMPTY(generation), generation ? "'" : "",
+                      fs, mtime);
+    virBufferEscapeString(&buf, " location='%s'", location);
+    return virBufferContentAndReset(&buf);
 }
 
 
@@ -658,17 +742,18 @@ qemuTemplateRecordFormat(virBuffer *buf,
                          const char *element,
                          int fd,
                          const struct stat *sb,
-                         const char *path)
+                         const char *path,
+                         const char *as)
 {
     g_autofree char *identity = NULL;
 
-    if (!(identity = qemuTemplateFileIdentity(fd, path, sb)))
+    if (!(identity = qemuTemplateFileIdentity(fd, path, sb, as)))
         return -1;
 
     virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
                       identity, sb->st_mode & 07777, (unsigned int) sb->st_uid,
                       (unsigned int) sb->st_gid);
-    virBufferEscapeString(buf, " path='%s'/>\n", path);
+    virBufferEscapeString(buf, " path='%s'/>\n", as ? as : path);
     return 0;
 }
 
@@ -687,7 +772,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
     if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
         return -1;
 
-    return qemuTemplateRecordFormat(buf, element, fd, &sb, as ? as : path);
+    return qemuTemplateRecordFormat(buf, element, fd, &sb, path, as);
 }
 
 
@@ -748,7 +833,7 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
         return -1;
     }
 
-    return qemuTemplateRecordFormat(buf, element, fd, &sb, path);
+    return qemuTemplateRecordFormat(buf, element, fd, &sb, path, NULL);
 }
 
 
@@ -889,7 +974,7 @@ qemuTemplateRecordCheck(const char *record)
         if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
             return -1;
 
-        if (!(now = qemuTemplateFileIdentity(fd, path, &sb)))
+        if (!(now = qemuTemplateFileIdentity(fd, path, &sb, NULL)))
             return -1;
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
@@ -1268,7 +1353,7 @@ qemuTemplateBaseOpen(xmlNodePtr node,
         return errno == ENOENT || errno == ELOOP || errno == EINVAL ? 0 : -1;
 
     if (sb->st_nlink == 1 &&
-        !(now = qemuTemplateFileIdentity(*fd, path, sb)))
+        !(now = qemuTemplateFileIdentity(*fd, path, sb, NULL)))
         return -1;
 
     if (!now) {
@@ -2585,19 +2670,10 @@ qemuTemplateSyncFile(const char *path)
     VIR_AUTOCLOSE fd = -1;
     struct stat sb;
 
-    /* A disk path is the user's: whatever is put there, a FIFO say, must
-     * not hang the job. */
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
-        fstat(fd, &sb) < 0) {
-        virReportSystemError(errno, _("unable to sync '%1$s'"), path);
+    /* A disk path is the user's: whatever is put there, a FIFO or a
+     * device, is not opened. */
+    if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
         return -1;
-    }
-
-    if (!S_ISREG(sb.st_mode)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template file '%1$s' is not a regular file"), path);
-        return -1;
-    }
 
     if (fdatasync(fd) < 0) {
         virReportSystemError(errno, _("unable to sync '%1$s'"), path);
@@ -3571,7 +3647,7 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         if ((fd = qemuTemplateOpenRegular(n->path, &sb)) < 0)
             return -1;
 
-        if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb)))
+        if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb, NULL)))
             return -1;
         if (STRNEQ(identity, g_hash_table_lookup(recorded, n->path))) {
             virReportError(VIR_ERR_OPERATION_FAILED,

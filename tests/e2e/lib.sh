@@ -135,22 +135,29 @@ cleanup_domain() {
 
 # file_identity PATH: the attributes by which the daemon's template records
 # name the file at PATH: size, inode, inode generation where the filesystem
-# has one, filesystem (statvfs's f_fsid, or st_dev where that is 0), mtime.
+# has one, filesystem (ext4 and btrfs by f_fsid, others by type), mtime,
+# location.
 file_identity() {
     /usr/bin/python3 -c '
 import array, fcntl, os, sys
-st = os.stat(sys.argv[1])
+from xml.sax.saxutils import quoteattr
+path, fstype = sys.argv[1], int(sys.argv[2], 16)
+st = os.stat(path)
 gen = ""
 try:
-    with open(sys.argv[1], "rb") as f:
+    with open(path, "rb") as f:
         buf = array.array("i", [0])
         fcntl.ioctl(f, 0x80087601, buf)  # FS_IOC_GETVERSION
         gen = " generation=\x27%u\x27" % (buf[0] & 0xffffffff)
 except OSError:
     pass
-fsid = os.statvfs(sys.argv[1]).f_fsid
-fs = "fsid:%x" % fsid if fsid else "dev:%d" % st.st_dev
-print("size=\x27%d\x27 inode=\x27%d\x27%s fs=\x27%s\x27 mtime=\x27%d.%09d\x27" %
-      (st.st_size, st.st_ino, gen, fs, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9))
-' "$1"
+if fstype in (0xef53, 0x9123683e):
+    fsid = os.statvfs(path).f_fsid
+    fs = "fsid:%x:%x" % (fsid & 0xffffffff, fsid >> 32)
+else:
+    fs = "type:%x" % fstype
+print("size=\x27%d\x27 inode=\x27%d\x27%s fs=\x27%s\x27 mtime=\x27%d.%09d\x27 location=%s" %
+      (st.st_size, st.st_ino, gen, fs, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
+       quoteattr(os.path.realpath(path))))
+' "$1" "$(stat -f -c %t "$1")"
 }

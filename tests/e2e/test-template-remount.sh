@@ -1,9 +1,9 @@
 #!/bin/sh
 # A template's base on a filesystem that the next boot mounts from another
 # device (an LVM volume, a loop device, a USB disk found in another order):
-# the record names its files by inode and inode generation, not by device
-# number, so clones go on. A base whose filesystem is not mounted is never
-# forgotten unasked: template-remove fails and keeps the template, a daemon
+# the record names its files by inode, inode generation and ext4's
+# filesystem ID, not by device number, so clones go on. A base whose
+# filesystem is not mounted is never forgotten unasked: template-remove fails and keeps the template, a daemon
 # start that gives a template up keeps the base taken in its record, and
 # template-remove --forget-missing-disks forgets it.
 set -eu
@@ -45,19 +45,21 @@ truncate -s 1M "$spare"
 mkfs.ext4 -q "$fs"
 mkdir -p "$mnt"
 mount "$(losetup -f --show "$fs")" "$mnt"
-truncate -s 16M "$base"
+truncate -s 4M "$base"
 chmod 0640 "$base"
-truncate -s 4M "$second"
+truncate -s 16M "$second"
 chmod 0640 "$second"
-virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
-virsh attach-disk $tmpl "$second" vdb --config >/dev/null || fail "attach-disk --config failed"
+# The guest's disk first, found; the base on the filesystem mounted later
+# second, so that a give-back that fails on it has already seen the first.
+virsh define "$(domxml $tmpl --memory 256 --disk "$second" --template)" >/dev/null
+virsh attach-disk $tmpl "$base" vdb --config >/dev/null || fail "attach-disk --config failed"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "the producer does not write its disk"
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
-grep -Eq "<base [^>]*inode=.$(stat -c %i "$base"). generation=.[0-9]+." "$record" ||
-    fail "the record does not name the base by inode and generation: $(grep '<base' "$record")"
+grep -Eq "<base [^>]*inode=.$(stat -c %i "$base"). generation=.[0-9]+. fs=.fsid:[0-9a-f]+:[0-9a-f]+. .*location=.$base." "$record" ||
+    fail "the record does not name the base by inode, generation and filesystem ID: $(grep '<base' "$record")"
 dev_before=$(stat -c %d "$base")
 
 # The next boot: the same filesystem on another loop device.
