@@ -155,7 +155,13 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     g_autofree char *file = NULL;
     g_autofree char *other = NULL;
     g_autofree char *record = NULL;
+    g_autofree char *via = NULL;
+    g_autofree char *alt = NULL;
+    g_autofree char *altFile = NULL;
+    g_autofree char *viaFile = NULL;
+    g_autofree char *viaRecord = NULL;
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_auto(virBuffer) viaBuf = VIR_BUFFER_INITIALIZER;
     struct timespec later[2] = { { 0, UTIME_OMIT }, { 2000000000, 0 } };
     int ret = -1;
     int rc;
@@ -165,6 +171,10 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     file = g_build_filename(dir, "pc.ram", NULL);
     other = g_build_filename(dir, "other.ram", NULL);
     record = g_build_filename(dir, "record.xml", NULL);
+    via = g_build_filename(dir, "via", NULL);
+    alt = g_build_filename(dir, "alt", NULL);
+    altFile = g_build_filename(alt, "pc.ram", NULL);
+    viaRecord = g_build_filename(dir, "via.xml", NULL);
 
     if (virFileWriteStr(file, "memory", 0600) < 0 ||
         virFileWriteStr(other, "memory", 0600) < 0)
@@ -189,6 +199,22 @@ testRecord(const void *opaque G_GNUC_UNUSED)
                            "is not the daemon's alone");
     if (chmod(dir, 0700) < 0 || rc < 0)
         goto cleanup;
+
+    /* The same file (a second name of it) found elsewhere, through a link
+     * on the way repointed: not where the template recorded it. */
+    if (symlink(".", via) < 0 || g_mkdir(alt, 0700) < 0 || link(file, altFile) < 0)
+        goto cleanup;
+    virBufferAddLit(&viaBuf, "<templateFiles>\n");
+    viaFile = g_build_filename(via, "pc.ram", NULL);
+    rc = qemuTemplateRecordFormatFile(&viaBuf, "ram", viaFile, NULL);
+    virBufferAddLit(&viaBuf, "</templateFiles>\n");
+    if (rc < 0 || virFileWriteStr(viaRecord, virBufferCurrentContent(&viaBuf), 0600) < 0 ||
+        unlink(via) < 0 || symlink("alt", via) < 0)
+        goto cleanup;
+    if (testRecordRefuses(viaRecord, "the file found elsewhere",
+                          "was changed after the template was created") < 0)
+        goto cleanup;
+    unlink(altFile);
 
     /* Written behind the daemon's back: same size, later mtime. */
     if (utimensat(AT_FDCWD, file, later, 0) < 0)
@@ -220,6 +246,10 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     unlink(file);
     unlink(other);
     unlink(record);
+    unlink(altFile);
+    rmdir(alt);
+    unlink(via);
+    unlink(viaRecord);
     rmdir(dir);
     return ret;
 }

@@ -468,6 +468,22 @@ qemuTemplateRecordStore(const char *record,
 }
 
 
+/* Stores the record @doc, which a caller changed, as @record. */
+static int
+qemuTemplateRecordStoreDoc(const char *record,
+                           xmlDocPtr doc)
+{
+    g_autofree char *xml = NULL;
+    xmlChar *buf = NULL;
+    int len;
+
+    xmlDocDumpFormatMemory(doc, &buf, &len, 1);
+    xml = g_strndup((const char *) buf, len);
+    xmlFree(buf);
+    return qemuTemplateRecordStore(record, xml);
+}
+
+
 /* Removes @record, if there is one. */
 static int
 qemuTemplateRecordRemove(const char *record)
@@ -583,21 +599,22 @@ qemuTemplateFilesystemId(int fd,
 }
 
 
-#ifdef __linux__
-# define QEMU_TEMPLATE_EXT4_MAGIC 0xEF53
-# define QEMU_TEMPLATE_BTRFS_MAGIC 0x9123683E
+#define QEMU_TEMPLATE_EXT4_MAGIC 0xEF53
+#define QEMU_TEMPLATE_BTRFS_MAGIC 0x9123683E
 
 /* The filesystem of the file open as @fd, as the record names it, such
  * that the next boot mounting it from another device keeps it: ext4 and
  * btrfs by their f_fsid, which they derive from their UUID (btrfs from the
  * subvolume too: a snapshot is another); other filesystems, whose f_fsid
  * is the device number (XFS) or none (NFS), by their type, which tells a
- * FUSE or other user mount from them. */
+ * FUSE or other user mount from them. Elsewhere than Linux, by f_fsid, or
+ * st_dev where there is none. */
 static char *
 qemuTemplateFileSystem(int fd,
                        const char *path,
                        const struct stat *sb G_GNUC_UNUSED)
 {
+#ifdef __linux__
     struct statfs sfs;
 
     if (fstatfs(fd, &sfs) < 0) {
@@ -610,15 +627,27 @@ qemuTemplateFileSystem(int fd,
         return g_strdup_printf("fsid:%x:%x", (unsigned int) sfs.f_fsid.__val[0],
                                (unsigned int) sfs.f_fsid.__val[1]);
     return g_strdup_printf("type:%llx", (unsigned long long) sfs.f_type);
+#else /* !__linux__ */
+    unsigned long long fsid;
+
+    if (qemuTemplateFilesystemId(fd, &fsid) < 0) {
+        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+        return NULL;
+    }
+    if (fsid != 0)
+        return g_strdup_printf("fsid:%llx", fsid);
+    return g_strdup_printf("dev:%llu", (unsigned long long) sb->st_dev);
+#endif /* !__linux__ */
 }
 
 
 /* Where the file open as @fd is, whatever links led to it: a file found
  * elsewhere (through a directory swapped for a link to another mount) is
- * not the one recorded. */
+ * not the one recorded. Empty where that can't be told (no /proc). */
 static char *
-qemuTemplateFileLocation(int fd)
+qemuTemplateFileLocation(int fd G_GNUC_UNUSED)
 {
+#ifdef __linux__
     g_autofree char *fdpath = g_strdup_printf("/proc/self/fd/%d", fd);
     g_autoptr(GError) err = NULL;
     char *location;
@@ -629,31 +658,10 @@ qemuTemplateFileLocation(int fd)
         return NULL;
     }
     return location;
-}
 #else /* !__linux__ */
-static char *
-qemuTemplateFileSystem(int fd,
-                       const char *path,
-                       const struct stat *sb)
-{
-    unsigned long long fsid;
-
-    if (qemuTemplateFilesystemId(fd, &fsid) < 0) {
-        virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
-        return NULL;
-    }
-    if (fsid != 0)
-        return g_strdup_printf("fsid:%llx", fsid);
-    return g_strdup_printf("dev:%llu", (unsigned long long) sb->st_dev);
-}
-
-
-static char *
-qemuTemplateFileLocation(int fd G_GNUC_UNUSED)
-{
     return g_strdup("");
-}
 #endif /* !__linux__ */
+}
 
 
 /* What clones rely on about a template file, as record attributes: the
@@ -802,6 +810,86 @@ qemuTemplateQEMUHasOpen(pid_t pid,
 }
 
 
+/* Opens the directory @dir from / by descriptor, each directory on the way
+ * as it is opened, if no one but root may change any: each must be root's
+ * or the daemon's, and writable by no one else unless sticky (not the
+ * last); no symbolic link. Returns the descriptor, or -1 with errno set,
+ * and @untrusted set if it is a directory on the way that others may
+ * change. */
+static int
+qemuTemplateOpenTrustedDir(const char *dir,
+                           bool *untrusted)
+{
+    g_auto(GStrv) names = g_strsplit(dir, "/", 0);
+    size_t i = 0;
+    int fd = open("/", O_RDONLY | O_DIRECTORY);
+
+    *untrusted = false;
+    while (true) {
+        struct stat sb;
+        int next;
+
+        if (fd < 0 || fstat(fd, &sb) < 0) {
+            VIR_FORCE_CLOSE(fd);
+            return -1;
+        }
+
+        while (names[i] && !*names[i])
+            i++;
+
+        /* sticky: others can't rename what is not theirs, but could put
+         * a file of their own in the last one */
+        if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
+            ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
+             (!(sb.st_mode & S_ISVTX) || !names[i]))) {
+            *untrusted = true;
+            VIR_FORCE_CLOSE(fd);
+            return -1;
+        }
+
+        if (!names[i])
+            return fd;
+
+        next = openat(fd, names[i++], O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        VIR_FORCE_CLOSE(fd);
+        fd = next;
+    }
+}
+
+
+/* QEMU and the security drivers open a template's disk images by path,
+ * after the daemon checked the files there: the directories on the way to
+ * where @fd, open as @path, is must be out of reach of anyone who could
+ * put another file there meanwhile (qemuTemplateOpenTrustedDir()).
+ * Returns 0 if they are, -1 with an error reported. */
+static int
+qemuTemplateCheckImageDir(int fd,
+                          const char *path)
+{
+    g_autofree char *location = NULL;
+    g_autofree char *dir = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    bool untrusted;
+
+    if (!(location = qemuTemplateFileLocation(fd)))
+        return -1;
+    if (!*location)
+        return 0;
+
+    dir = g_path_get_dirname(location);
+    if ((dirfd = qemuTemplateOpenTrustedDir(dir, &untrusted)) >= 0)
+        return 0;
+
+    if (untrusted)
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("disk image '%1$s' of a template must be in directories only root may change, unlike '%2$s': clones open it by its path"),
+                       path, dir);
+    else
+        virReportSystemError(errno, _("unable to open '%1$s'"), dir);
+    return -1;
+}
+
+
 /* Records the disk image @path of the running producer @vm. The daemon
  * will chown, label and make immutable the file recorded as a base: it
  * must be the one the domain's QEMU has open, not whatever @path leads to
@@ -824,6 +912,9 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
                        _("disk image '%1$s' has more than one name"), path);
         return -1;
     }
+
+    if (qemuTemplateCheckImageDir(fd, path) < 0)
+        return -1;
 
     if ((rc = qemuTemplateQEMUHasOpen(vm->pid, &sb)) <= 0) {
         if (rc == 0)
@@ -1453,17 +1544,8 @@ qemuTemplateBasesForEach(virQEMUDriver *driver,
     }
 
     /* what was changed before a failure too */
-    if (changed) {
-        g_autofree char *xml = NULL;
-        xmlChar *buf = NULL;
-        int len;
-
-        xmlDocDumpFormatMemory(doc, &buf, &len, 1);
-        xml = g_strndup((const char *) buf, len);
-        xmlFree(buf);
-        if (qemuTemplateRecordStore(record, xml) < 0)
-            return -1;
-    }
+    if (changed && qemuTemplateRecordStoreDoc(record, doc) < 0)
+        return -1;
 
     return ret;
 }
@@ -1706,19 +1788,13 @@ qemuTemplateRecordMarkReleased(const char *path)
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
-    g_autofree char *xml = NULL;
-    xmlChar *buf = NULL;
     int nnodes = 0;
-    int len;
 
     if (!(nodes = qemuTemplateRecordRead(path, NULL, &doc, &nnodes)))
         return -1;
 
     xmlSetProp(xmlDocGetRootElement(doc), BAD_CAST "released", BAD_CAST "yes");
-    xmlDocDumpFormatMemory(doc, &buf, &len, 1);
-    xml = g_strndup((const char *) buf, len);
-    xmlFree(buf);
-    return qemuTemplateRecordStore(path, xml);
+    return qemuTemplateRecordStoreDoc(path, doc);
 }
 
 
@@ -1927,52 +2003,27 @@ qemuTemplateRemoveStrayOverlays(virQEMUDriver *driver,
 
 
 /* Opens the directory that holds the template directory @dir, which must
- * be out of every QEMU's reach at each level, as it is opened: whoever may
- * rename a template directory, or a directory on the way to it, makes the
- * daemon take that template for gone (qemuTemplateIsGone()). Each must be
- * root's or the daemon's, and writable by no one else unless sticky (not
- * the last). A symbolic link on the way is refused.
+ * be out of every QEMU's reach at each level (qemuTemplateOpenTrustedDir()):
+ * whoever may rename a template directory, or a directory on the way to
+ * it, makes the daemon take that template for gone (qemuTemplateIsGone()).
  * Returns the descriptor, or -1 with an error reported. */
 static int
 qemuTemplateOpenParentDir(const char *dir)
 {
     g_autofree char *parent = g_path_get_dirname(dir);
-    g_auto(GStrv) names = g_strsplit(parent, "/", 0);
-    size_t i = 0;
-    int fd = open("/", O_RDONLY | O_DIRECTORY);
+    bool untrusted;
+    int fd;
 
-    while (true) {
-        struct stat sb;
-        int next;
+    if ((fd = qemuTemplateOpenTrustedDir(parent, &untrusted)) >= 0)
+        return fd;
 
-        if (fd < 0 || fstat(fd, &sb) < 0) {
-            virReportSystemError(errno, _("unable to open '%1$s'"), parent);
-            VIR_FORCE_CLOSE(fd);
-            return -1;
-        }
-
-        while (names[i] && !*names[i])
-            i++;
-
-        /* sticky: others can't rename what is not theirs, but could put
-         * a template directory of their own in the last one */
-        if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
-            ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
-             (!(sb.st_mode & S_ISVTX) || !names[i]))) {
-            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                           _("'%1$s' must be in directories only the daemon may change: see memory_template_dir in qemu.conf"),
-                           parent);
-            VIR_FORCE_CLOSE(fd);
-            return -1;
-        }
-
-        if (!names[i])
-            return fd;
-
-        next = openat(fd, names[i++], O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        VIR_FORCE_CLOSE(fd);
-        fd = next;
-    }
+    if (untrusted)
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("'%1$s' must be in directories only the daemon may change: see memory_template_dir in qemu.conf"),
+                       parent);
+    else
+        virReportSystemError(errno, _("unable to open '%1$s'"), parent);
+    return -1;
 }
 
 
@@ -2372,12 +2423,9 @@ qemuTemplateRecordForgetMissing(virQEMUDriver *driver,
     g_autofree char *record = qemuTemplateRecordPath(driver, def->mem.tmpl->path);
     g_autoptr(xmlDoc) doc = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
-    g_autofree char *xml = NULL;
-    xmlChar *buf = NULL;
     bool changed = false;
     bool missing = false;
     int nnodes = 0;
-    int len;
     size_t i;
     int rc;
 
@@ -2411,10 +2459,7 @@ qemuTemplateRecordForgetMissing(virQEMUDriver *driver,
     if (!changed)
         return 0;
 
-    xmlDocDumpFormatMemory(doc, &buf, &len, 1);
-    xml = g_strndup((const char *) buf, len);
-    xmlFree(buf);
-    return qemuTemplateRecordStore(record, xml);
+    return qemuTemplateRecordStoreDoc(record, doc);
 }
 
 
@@ -3647,7 +3692,8 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         if ((fd = qemuTemplateOpenRegular(n->path, &sb)) < 0)
             return -1;
 
-        if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb, NULL)))
+        if (!(identity = qemuTemplateFileIdentity(fd, n->path, &sb, NULL)) ||
+            qemuTemplateCheckImageDir(fd, n->path) < 0)
             return -1;
         if (STRNEQ(identity, g_hash_table_lookup(recorded, n->path))) {
             virReportError(VIR_ERR_OPERATION_FAILED,

@@ -140,8 +140,8 @@ cleanup_domain() {
 file_identity() {
     /usr/bin/python3 -c '
 import array, fcntl, os, sys
-from xml.sax.saxutils import quoteattr
-path, fstype = sys.argv[1], int(sys.argv[2], 16)
+from xml.sax.saxutils import escape
+path, fsid, fstype = sys.argv[1], sys.argv[2].zfill(16), int(sys.argv[3], 16)
 st = os.stat(path)
 gen = ""
 try:
@@ -152,12 +152,12 @@ try:
 except OSError:
     pass
 if fstype in (0xef53, 0x9123683e):
-    fsid = os.statvfs(path).f_fsid
-    fs = "fsid:%x:%x" % (fsid & 0xffffffff, fsid >> 32)
+    # as stat -f prints it: both words of statfs f_fsid, the first first
+    fs = "fsid:%x:%x" % (int(fsid[:8], 16), int(fsid[8:], 16))
 else:
     fs = "type:%x" % fstype
-print("size=\x27%d\x27 inode=\x27%d\x27%s fs=\x27%s\x27 mtime=\x27%d.%09d\x27 location=%s" %
+print("size=\x27%d\x27 inode=\x27%d\x27%s fs=\x27%s\x27 mtime=\x27%d.%09d\x27 location=\x27%s\x27" %
       (st.st_size, st.st_ino, gen, fs, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
-       quoteattr(os.path.realpath(path))))
-' "$1" "$(stat -f -c %t "$1")"
+       escape(os.path.realpath(path), {"\x27": "&apos;"})))
+' "$1" $(stat -f -c "%i %t" "$1")
 }

@@ -56,6 +56,14 @@ virsh attach-disk $tmpl "$base" vdb --config >/dev/null || fail "attach-disk --c
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "the producer does not write its disk"
+# QEMU and the security drivers open the base by its path after the daemon
+# checked it: a directory on the way that others may change is refused.
+chmod 0777 "$mnt"
+expect_error "template-create with a base in a directory others may change" \
+    "disk image '$base' of a template must be in directories only root may change, unlike '$mnt'" \
+    virsh template-create $tmpl
+chmod 0755 "$mnt"
+[ "$(virsh domstate $tmpl)" = running ] || fail "a refused template-create left $tmpl $(virsh domstate $tmpl)"
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 tn=$(field n "$(last_heartbeat "$E2E_DIR/$tmpl.console")")
 grep -Eq "<base [^>]*inode=.$(stat -c %i "$base"). generation=.[0-9]+. fs=.fsid:[0-9a-f]+:[0-9a-f]+. .*location=.$base." "$record" ||
