@@ -159,6 +159,8 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     g_autofree char *alt = NULL;
     g_autofree char *altFile = NULL;
     g_autofree char *viaFile = NULL;
+    g_autofree char *odd = NULL;
+    g_auto(virBuffer) oddBuf = VIR_BUFFER_INITIALIZER;
     g_autofree char *viaRecord = NULL;
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
     g_auto(virBuffer) viaBuf = VIR_BUFFER_INITIALIZER;
@@ -172,6 +174,7 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     other = g_build_filename(dir, "other.ram", NULL);
     record = g_build_filename(dir, "record.xml", NULL);
     via = g_build_filename(dir, "via", NULL);
+    odd = g_build_filename(dir, "odd\nname.ram", NULL);
     alt = g_build_filename(dir, "alt", NULL);
     altFile = g_build_filename(alt, "pc.ram", NULL);
     viaRecord = g_build_filename(dir, "via.xml", NULL);
@@ -198,6 +201,14 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     rc = testRecordRefuses(record, "a record others may replace",
                            "is not the daemon's alone");
     if (chmod(dir, 0700) < 0 || rc < 0)
+        goto cleanup;
+
+    /* A name the record could not keep as it is. */
+    if (rename(other, odd) < 0)
+        goto cleanup;
+    rc = qemuTemplateRecordFormatFile(&oddBuf, "ram", odd, NULL);
+    if (rename(odd, other) < 0 || rc == 0 ||
+        testCheckRefusal("holds control characters") < 0)
         goto cleanup;
 
     /* The same file (a second name of it) found elsewhere, through a link
@@ -250,6 +261,7 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     rmdir(alt);
     unlink(via);
     unlink(viaRecord);
+    unlink(odd);
     rmdir(dir);
     return ret;
 }

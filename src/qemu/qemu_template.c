@@ -652,9 +652,24 @@ qemuTemplateFileLocation(int fd G_GNUC_UNUSED)
     g_autoptr(GError) err = NULL;
     char *location;
 
+    const char *c;
+
     if (!(location = g_file_read_link(fdpath, &err))) {
         virReportError(VIR_ERR_INTERNAL_ERROR, _("unable to resolve '%1$s': %2$s"),
                        fdpath, err->message);
+        return NULL;
+    }
+
+    /* what an XML attribute keeps as it is */
+    for (c = location; *c; c++) {
+        if (g_ascii_iscntrl(*c))
+            break;
+    }
+    if (*c || !g_utf8_validate(location, -1, NULL)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("the path of template file '%1$s' holds control characters or is not UTF-8"),
+                       location);
+        g_free(location);
         return NULL;
     }
     return location;
