@@ -2271,17 +2271,11 @@ qemuTemplateLoad(virDomainObj *vm,
 }
 
 
-/**
- * qemuTemplateCheckDiscard:
- * @vm: inactive domain holding a template
- *
- * Whether the template of @vm can be discarded now: no clone of it is
- * starting and no overlay of a clone, running or saved, sits on its disk
- * images, which become writable again.
- *
- * Returns 0 if it can, -1 with an error reported otherwise.
- */
-int
+/* Whether the template of @vm, an inactive domain holding one, can be
+ * discarded now: no clone of it is starting and no overlay of a clone,
+ * running or saved, sits on its disk images, which become writable again.
+ * Returns 0 if it can, -1 with an error reported otherwise. */
+static int
 qemuTemplateCheckDiscard(virDomainObj *vm)
 {
     g_autofree char *area = qemuTemplateCloneArea(vm->def->mem.tmpl->path);
@@ -2380,6 +2374,45 @@ qemuTemplateDiscard(virDomainObj *vm)
     qemuTemplateMemoryRemove(vm->def);
 
     return 0;
+}
+
+
+/**
+ * qemuTemplateCheckUndefine:
+ * @vm: domain about to be undefined
+ *
+ * Checked before undefine removes anything of @vm (its managed save image,
+ * NVRAM): the template it holds can be discarded, each disk image it took
+ * is found to be given back, and no record of an earlier template keeps
+ * disk images taken, which nothing could give back once the domain is
+ * gone.
+ *
+ * Returns 0 if @vm may be undefined, -1 with an error reported otherwise.
+ */
+int
+qemuTemplateCheckUndefine(virDomainObj *vm)
+{
+    virQEMUDriver *driver = QEMU_DOMAIN_PRIVATE(vm)->driver;
+    int rc;
+
+    if (vm->hasTemplate) {
+        if (qemuTemplateCheckDiscard(vm) < 0 ||
+            qemuTemplateBasesCheckTaken(driver, vm->def) < 0)
+            return -1;
+        return 0;
+    }
+
+    if (!qemuTemplateIsProducer(vm->def))
+        return 0;
+
+    if ((rc = qemuTemplateRecordLeftover(driver, vm->def->mem.tmpl->path)) > 0) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("disk images an earlier template of domain '%1$s' took are still taken: give them back with template-remove first"),
+                       vm->def->name);
+        return -1;
+    }
+
+    return rc;
 }
 
 

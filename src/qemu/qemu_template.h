@@ -81,7 +81,7 @@ qemuTemplateLoad(virDomainObj *vm,
                  void *opaque);
 
 int
-qemuTemplateCheckDiscard(virDomainObj *vm);
+qemuTemplateCheckUndefine(virDomainObj *vm);
 
 int
 qemuTemplateDiscard(virDomainObj *vm);

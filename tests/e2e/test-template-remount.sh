@@ -94,6 +94,21 @@ expect_error "template-remove of a template whose base is not mounted" \
 virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "a failed template-remove lost the template"
 [ "$(stat -c %U:%a "$second")" = root:440 ] ||
     fail "a failed template-remove gave the other disk back: $(stat -c %U:%G:%a "$second")"
+# undefine checks as much before it removes anything: the NVRAM file of a
+# definition given one after template-create stays.
+nvram="$E2E_DIR/${tmpl}_VARS.fd"
+echo vars >"$nvram"
+virsh dumpxml --inactive $tmpl >"$E2E_DIR/$tmpl-def.xml"
+sed "s|</os>|<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader><nvram>$nvram</nvram></os>|" \
+    "$E2E_DIR/$tmpl-def.xml" >"$E2E_DIR/$tmpl-nvram.xml"
+virsh define "$E2E_DIR/$tmpl-nvram.xml" >/dev/null || fail "a redefinition with an NVRAM file was refused"
+expect_error "undefine --remove-template --nvram of a template whose base is not mounted" \
+    "unable to open '$base': No such file or directory; mount their filesystem" \
+    virsh undefine --remove-template --nvram $tmpl
+[ -e "$nvram" ] || fail "a refused undefine removed the NVRAM file"
+virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "a refused undefine lost the template"
+virsh define "$E2E_DIR/$tmpl-def.xml" >/dev/null
+rm -f "$nvram" "$E2E_DIR/$tmpl-def.xml" "$E2E_DIR/$tmpl-nvram.xml"
 mount "$(losetup -j "$fs" -O NAME -n)" "$mnt"
 
 # The template directory is lost (a tmpfs at reboot) and the base's
@@ -107,6 +122,10 @@ virsh dominfo $tmpl | grep -qE '^Template: +no' ||
     fail "$tmpl holds a template without its directory: $(virsh dominfo $tmpl | grep Template)"
 grep -q '<base .*taken=.yes.' "$record" ||
     fail "the record of a base not found was dropped: $(cat "$record" 2>&1)"
+# Nothing could give it back once the domain is gone.
+expect_error "undefine of a domain whose earlier template keeps a base taken" \
+    "disk images an earlier template of domain '$tmpl' took are still taken: give them back with template-remove first" \
+    virsh undefine $tmpl
 mount "$(losetup -j "$fs" -O NAME -n)" "$mnt"
 [ "$(stat -c %U:%a "$base")" = root:440 ] ||
     fail "test setup: the base is $(stat -c %U:%G:%a "$base"), not taken"
