@@ -268,6 +268,117 @@ testRecord(const void *opaque G_GNUC_UNUSED)
 
 
 static int
+testImageDirRefuses(int fd,
+                    const char *path,
+                    const char *what,
+                    const char *error)
+{
+    if (qemuTemplateCheckImageDir(fd, path) == 0) {
+        VIR_TEST_DEBUG("%s was not refused", what);
+        return -1;
+    }
+    return testCheckRefusal(error);
+}
+
+
+/* Clones open a template's disk image by its configured path: each
+ * directory and link on the way must be out of reach of anyone but root. */
+static int
+testImageDir(const void *opaque G_GNUC_UNUSED)
+{
+    g_autofree char *dir = g_strdup_printf("%s/qemutemplatetest-XXXXXX", abs_builddir);
+    g_autofree char *images = NULL;
+    g_autofree char *file = NULL;
+    g_autofree char *other = NULL;
+    g_autofree char *rootLink = NULL;
+    g_autofree char *upLink = NULL;
+    g_autofree char *userLink = NULL;
+    g_autofree char *loop = NULL;
+    g_autofree char *path = NULL;
+    VIR_AUTOCLOSE fd = -1;
+    int ret = -1;
+
+    if (!g_mkdtemp(dir))
+        return -1;
+    images = g_build_filename(dir, "images", NULL);
+    file = g_build_filename(images, "disk.img", NULL);
+    other = g_build_filename(images, "other.img", NULL);
+    rootLink = g_build_filename(dir, "root-link", NULL);
+    upLink = g_build_filename(dir, "up-link", NULL);
+    userLink = g_build_filename(dir, "user-link", NULL);
+    loop = g_build_filename(dir, "loop", NULL);
+
+    if (g_mkdir(images, 0755) < 0 ||
+        virFileWriteStr(file, "disk", 0600) < 0 ||
+        virFileWriteStr(other, "disk", 0600) < 0 ||
+        (fd = open(file, O_RDONLY)) < 0)
+        goto cleanup;
+
+    if (qemuTemplateCheckImageDir(fd, file) < 0) {
+        VIR_TEST_DEBUG("the image in a trusted directory was refused");
+        goto cleanup;
+    }
+
+    /* Links of root's are followed, as the kernel does ('..' included). */
+    path = g_strdup_printf("%s/disk.img", rootLink);
+    if (symlink(images, rootLink) < 0 ||
+        qemuTemplateCheckImageDir(fd, path) < 0) {
+        VIR_TEST_DEBUG("the image through a link of root's was refused");
+        goto cleanup;
+    }
+    g_free(path);
+    path = g_strdup_printf("%s/./../root-link//disk.img", upLink);
+    if (symlink("images", upLink) < 0 ||
+        qemuTemplateCheckImageDir(fd, path) < 0) {
+        VIR_TEST_DEBUG("the image through '..' was refused");
+        goto cleanup;
+    }
+
+    /* Another file at that path. */
+    if (testImageDirRefuses(fd, other, "another file", "was replaced") < 0)
+        goto cleanup;
+
+    /* A link that never ends. */
+    g_free(path);
+    path = g_strdup_printf("%s/disk.img", loop);
+    if (symlink("loop", loop) < 0 ||
+        testImageDirRefuses(fd, path, "a link loop", "unable to open") < 0)
+        goto cleanup;
+
+    /* A link someone else may point elsewhere, though it leads to the
+     * very file in a trusted directory now. */
+    if (geteuid() == 0) {
+        g_free(path);
+        path = g_strdup_printf("%s/disk.img", userLink);
+        if (symlink(images, userLink) < 0 ||
+            lchown(userLink, 65534, 65534) < 0 ||
+            testImageDirRefuses(fd, path, "a link of another user",
+                                "must be in directories only root may change") < 0)
+            goto cleanup;
+    }
+
+    /* A directory others may write. */
+    if (chmod(images, 0777) < 0 ||
+        testImageDirRefuses(fd, file, "a directory others may write",
+                            "must be in directories only root may change") < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    unlink(file);
+    unlink(other);
+    rmdir(images);
+    unlink(rootLink);
+    unlink(upLink);
+    unlink(userLink);
+    unlink(loop);
+    rmdir(dir);
+    return ret;
+}
+
+
+static int
 testAddDomain(const char *name)
 {
     g_autoptr(virDomainDef) def = testParseProducer();
@@ -418,6 +529,9 @@ mymain(void)
                   .error = "does not match source");
 
     if (virTestRun("record refuses changed files", testRecord, NULL) < 0)
+        ret = -1;
+    if (virTestRun("disk images only where root alone may change them",
+                   testImageDir, NULL) < 0)
         ret = -1;
     if (virTestRun("save images become clones only of their template",
                    testImageDefine, NULL) < 0)

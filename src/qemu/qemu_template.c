@@ -825,83 +825,173 @@ qemuTemplateQEMUHasOpen(pid_t pid,
 }
 
 
-/* Opens the directory @dir from / by descriptor, each directory on the way
- * as it is opened, if no one but root may change any: each must be root's
- * or the daemon's, and writable by no one else unless sticky (not the
- * last); no symbolic link. Returns the descriptor, or -1 with errno set,
- * and @untrusted set if it is a directory on the way that others may
- * change. */
+/* Symbolic links followed on the way to one directory, as the kernel's
+ * limit. */
+#define QEMU_TEMPLATE_MAX_LINKS 40
+
+static void
+qemuTemplateCloseFD(void *fdp)
+{
+    VIR_FORCE_CLOSE(*(int *) fdp);
+}
+
+
+/* Whether the directory @sb is out of reach of anyone but root and the
+ * daemon: theirs, and writable by no one else unless sticky (others can't
+ * rename what is not theirs there), which does not do for the @last one,
+ * where they could put a file of their own. */
+static bool
+qemuTemplateDirIsTrusted(const struct stat *sb,
+                         bool last)
+{
+    if (sb->st_uid != 0 && sb->st_uid != geteuid())
+        return false;
+
+    return !(sb->st_mode & (S_IWGRP | S_IWOTH)) ||
+           ((sb->st_mode & S_ISVTX) && !last);
+}
+
+
+/* Opens the directory @dir, an absolute path, from / by descriptor, as
+ * the kernel resolves it, if no one but root may change where it leads:
+ * each directory on the way must be trusted (qemuTemplateDirIsTrusted())
+ * as it is opened, and a symbolic link is followed only if it is root's or
+ * the daemon's, as others could replace theirs even in a sticky directory.
+ * Returns the descriptor, or -1 with errno set, and @untrusted set if it
+ * is a directory or link on the way that others may change. */
 static int
 qemuTemplateOpenTrustedDir(const char *dir,
                            bool *untrusted)
 {
-    g_auto(GStrv) names = g_strsplit(dir, "/", 0);
-    size_t i = 0;
-    int fd = open("/", O_RDONLY | O_DIRECTORY);
+    g_autoptr(GArray) walked = g_array_new(FALSE, FALSE, sizeof(int));
+    g_autofree char *rest = g_strdup(dir);
+    size_t links = 0;
+    int fd;
 
     *untrusted = false;
+    g_array_set_clear_func(walked, qemuTemplateCloseFD);
+
+    if (*dir != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((fd = open("/", O_RDONLY | O_DIRECTORY)) < 0)
+        return -1;
+    g_array_append_val(walked, fd);
+
     while (true) {
+        g_autofree char *target = NULL;
+        char *next = rest;
+        char *name;
         struct stat sb;
-        int next;
+        int saved;
 
-        if (fd < 0 || fstat(fd, &sb) < 0) {
-            VIR_FORCE_CLOSE(fd);
+        fd = g_array_index(walked, int, walked->len - 1);
+        while (*next == '/' || (next[0] == '.' && (next[1] == '/' || !next[1])))
+            next++;
+        if (fstat(fd, &sb) < 0)
             return -1;
-        }
-
-        while (names[i] && !*names[i])
-            i++;
-
-        /* sticky: others can't rename what is not theirs, but could put
-         * a file of their own in the last one */
-        if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
-            ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
-             (!(sb.st_mode & S_ISVTX) || !names[i]))) {
+        if (!qemuTemplateDirIsTrusted(&sb, !*next)) {
             *untrusted = true;
-            VIR_FORCE_CLOSE(fd);
+            return -1;
+        }
+        if (!*next) {
+            /* the caller's now */
+            g_array_index(walked, int, walked->len - 1) = -1;
+            return fd;
+        }
+
+        name = next;
+        if ((next = strchr(next, '/')))
+            *next++ = '\0';
+        else
+            next = name + strlen(name);
+
+        /* the directory it was entered from, as the kernel goes */
+        if (STREQ(name, "..")) {
+            if (walked->len > 1)
+                g_array_remove_index(walked, walked->len - 1);
+            memmove(rest, next, strlen(next) + 1);
+            continue;
+        }
+
+        if ((saved = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0) {
+            g_array_append_val(walked, saved);
+            memmove(rest, next, strlen(next) + 1);
+            continue;
+        }
+
+        saved = errno;
+        if (fstatat(fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(sb.st_mode)) {
+            errno = saved;
+            return -1;
+        }
+        if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+            *untrusted = true;
+            return -1;
+        }
+        if (++links > QEMU_TEMPLATE_MAX_LINKS) {
+            errno = ELOOP;
             return -1;
         }
 
-        if (!names[i])
-            return fd;
+        target = g_new0(char, PATH_MAX);
+        if ((saved = readlinkat(fd, name, target, PATH_MAX - 1)) < 0)
+            return -1;
+        target[saved] = '\0';
 
-        next = openat(fd, names[i++], O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        VIR_FORCE_CLOSE(fd);
-        fd = next;
+        /* an absolute link goes from / again */
+        if (*target == '/')
+            g_array_set_size(walked, 1);
+
+        name = g_strdup_printf("%s/%s", target, next);
+        g_free(rest);
+        rest = name;
     }
 }
 
 
-/* QEMU and the security drivers open a template's disk images by path,
- * after the daemon checked the files there: the directories on the way to
- * where @fd, open as @path, is must be out of reach of anyone who could
- * put another file there meanwhile (qemuTemplateOpenTrustedDir()).
- * Returns 0 if they are, -1 with an error reported. */
-static int
+/* QEMU and the security drivers open a template's disk image @fd by its
+ * configured @path, after the daemon checked the file there, following
+ * any symbolic link on the way: whoever may change a directory or link
+ * on the way (qemuTemplateOpenTrustedDir()) could put another file there
+ * meanwhile. Returns 0 if no one but root may, and @path still leads to
+ * @fd, -1 with an error reported otherwise. */
+int
 qemuTemplateCheckImageDir(int fd,
                           const char *path)
 {
-    g_autofree char *location = NULL;
-    g_autofree char *dir = NULL;
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *name = g_path_get_basename(path);
     VIR_AUTOCLOSE dirfd = -1;
+    struct stat file;
+    struct stat there;
     bool untrusted;
 
-    if (!(location = qemuTemplateFileLocation(fd)))
+    if ((dirfd = qemuTemplateOpenTrustedDir(dir, &untrusted)) < 0) {
+        if (untrusted)
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("disk image '%1$s' of a template must be in directories only root may change, unlike '%2$s': clones open it by its path"),
+                           path, dir);
+        else
+            virReportSystemError(errno, _("unable to open '%1$s'"), dir);
         return -1;
-    if (!*location)
-        return 0;
+    }
 
-    dir = g_path_get_dirname(location);
-    if ((dirfd = qemuTemplateOpenTrustedDir(dir, &untrusted)) >= 0)
-        return 0;
+    if (fstat(fd, &file) < 0 ||
+        fstatat(dirfd, name, &there, AT_SYMLINK_NOFOLLOW) < 0) {
+        virReportSystemError(errno, _("unable to stat '%1$s'"), path);
+        return -1;
+    }
 
-    if (untrusted)
-        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                       _("disk image '%1$s' of a template must be in directories only root may change, unlike '%2$s': clones open it by its path"),
-                       path, dir);
-    else
-        virReportSystemError(errno, _("unable to open '%1$s'"), dir);
-    return -1;
+    if (file.st_dev != there.st_dev || file.st_ino != there.st_ino) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("disk image '%1$s' was replaced while the template checked it"),
+                       path);
+        return -1;
+    }
+
+    return 0;
 }
 
 

@@ -38,3 +38,7 @@ qemuTemplateRecordFormatFile(virBuffer *buf,
 
 int
 qemuTemplateRecordCheck(const char *record);
+
+int
+qemuTemplateCheckImageDir(int fd,
+                          const char *path);

@@ -66,4 +66,43 @@ beat=$(heartbeat_after "$E2E_DIR/$c.console" "$tn" 60) || fail "$c does not go o
 [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not protected: $(stat -c %a "$base")"
 echo "$c: $beat"
 virsh destroy $c >/dev/null
+
+# The daemon killed once template-create published the image, before it
+# stopped the producer: the next daemon start finishes template-create,
+# and has no running domain left to reconnect to.
+virsh template-remove $tmpl >/dev/null
+rm -f "$E2E_DIR/$tmpl.console" "$ready"
+virsh start $tmpl >/dev/null
+wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
+    fail "$tmpl does not run again after template-remove"
+log="$PREFIX/var/log/libvirt/virtqemud.log"
+lines=$(wc -l <"$log")
+gdb -q -batch -p "$(cat "$PREFIX/var/run/virtqemud.pid")" \
+    -ex 'break qemuProcessStop' \
+    -ex "shell touch '$ready'" \
+    -ex 'continue' \
+    -ex 'kill' >"$E2E_DIR/$tmpl.gdb" 2>&1 &
+gdbpid=$!
+i=0
+while [ ! -e "$ready" ]; do
+    i=$((i + 1))
+    [ $i -lt 600 ] || fail "gdb did not attach to the daemon: $(cat "$E2E_DIR/$tmpl.gdb")"
+    sleep 0.1
+done
+virsh template-create $tmpl >/dev/null 2>&1 && fail "template-create returned although its daemon was killed"
+wait "$gdbpid" || true
+gdbpid=
+grep -q 'Breakpoint 1, qemuProcessStop' "$E2E_DIR/$tmpl.gdb" ||
+    fail "the daemon was not stopped as it stops the producer: $(cat "$E2E_DIR/$tmpl.gdb")"
+# the reconnect runs in the background
+for _ in $(seq 1 100); do
+    [ "$(virsh domstate --reason $tmpl)" != "shut off (saved)" ] || break
+    sleep 0.1
+done
+[ "$(virsh domstate --reason $tmpl)" = "shut off (saved)" ] ||
+    fail "after the daemon start, $tmpl is $(virsh domstate --reason $tmpl)"
+virsh dominfo $tmpl | grep -qE '^Template: +yes' || fail "the published template was lost"
+errors=$(tail -n +"$((lines + 1))" "$log" | grep -E 'must not be NULL|cannot be NULL' || true)
+[ -z "$errors" ] || fail "the daemon start that finished template-create went on as if it ran: $errors"
+echo "daemon killed as template-create stopped the producer: finished at the next start"
 echo "PASS: a template whose disk images could not be protected as its producer stopped is kept"
