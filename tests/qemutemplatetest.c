@@ -160,6 +160,8 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     g_autofree char *altFile = NULL;
     g_autofree char *viaFile = NULL;
     g_autofree char *odd = NULL;
+    g_autofree char *oddLink = NULL;
+    g_autofree char *oddPath = NULL;
     g_auto(virBuffer) oddBuf = VIR_BUFFER_INITIALIZER;
     g_autofree char *viaRecord = NULL;
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
@@ -209,6 +211,15 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     rc = qemuTemplateRecordFormatFile(&oddBuf, "ram", odd, NULL);
     if (rename(odd, other) < 0 || rc == 0 ||
         testCheckRefusal("holds control characters") < 0)
+        goto cleanup;
+
+    /* Nor as a path naming it, through a link of such a name. */
+    oddPath = g_strdup_printf("%s/odd\nlink/pc.ram", dir);
+    oddLink = g_build_filename(dir, "odd\nlink", NULL);
+    if (symlink(".", oddLink) < 0)
+        goto cleanup;
+    rc = qemuTemplateRecordFormatFile(&oddBuf, "ram", oddPath, NULL);
+    if (rc == 0 || testCheckRefusal("holds control characters") < 0)
         goto cleanup;
 
     /* The same file (a second name of it) found elsewhere, through a link
@@ -262,6 +273,8 @@ testRecord(const void *opaque G_GNUC_UNUSED)
     unlink(via);
     unlink(viaRecord);
     unlink(odd);
+    if (oddLink)
+        unlink(oddLink);
     rmdir(dir);
     return ret;
 }

@@ -601,14 +601,15 @@ qemuTemplateFilesystemId(int fd,
 
 #define QEMU_TEMPLATE_EXT4_MAGIC 0xEF53
 #define QEMU_TEMPLATE_BTRFS_MAGIC 0x9123683E
+#define QEMU_TEMPLATE_FUSE_MAGIC 0x65735546
 
 /* The filesystem of the file open as @fd, as the record names it, such
  * that the next boot mounting it from another device keeps it: ext4 and
  * btrfs by their f_fsid, which they derive from their UUID (btrfs from the
  * subvolume too: a snapshot is another); other filesystems, whose f_fsid
- * is the device number (XFS) or none (NFS), by their type, which tells a
- * FUSE or other user mount from them. Elsewhere than Linux, by f_fsid, or
- * st_dev where there is none. */
+ * is the device number (XFS) or none (NFS), by their type. None on FUSE,
+ * whose server, which any user may run, answers for owners and modes.
+ * Elsewhere than Linux, by f_fsid, or st_dev where there is none. */
 static char *
 qemuTemplateFileSystem(int fd,
                        const char *path,
@@ -619,6 +620,13 @@ qemuTemplateFileSystem(int fd,
 
     if (fstatfs(fd, &sfs) < 0) {
         virReportSystemError(errno, _("unable to access template file '%1$s'"), path);
+        return NULL;
+    }
+
+    if ((unsigned int) sfs.f_type == QEMU_TEMPLATE_FUSE_MAGIC) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("template file '%1$s' is on a FUSE filesystem, whose server, not the kernel, answers for its owner and mode"),
+                       path);
         return NULL;
     }
 
@@ -641,6 +649,30 @@ qemuTemplateFileSystem(int fd,
 }
 
 
+/* The path @path of a template file as an XML attribute keeps it: no
+ * control characters, UTF-8. Returns 0 if it is, -1 with an error
+ * reported otherwise. */
+static int
+qemuTemplateCheckPlainPath(const char *path)
+{
+    g_autofree char *printable = NULL;
+    const char *c;
+
+    if (g_utf8_validate(path, -1, NULL)) {
+        for (c = path; *c && !g_ascii_iscntrl(*c); c++)
+            ;
+        if (!*c)
+            return 0;
+    }
+
+    printable = g_strescape(path, NULL);
+    virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                   _("the path of template file '%1$s' holds control characters or is not UTF-8"),
+                   printable);
+    return -1;
+}
+
+
 /* Where the file open as @fd is, whatever links led to it: a file found
  * elsewhere (through a directory swapped for a link to another mount) is
  * not the one recorded. Empty where that can't be told (no /proc). */
@@ -652,23 +684,13 @@ qemuTemplateFileLocation(int fd G_GNUC_UNUSED)
     g_autoptr(GError) err = NULL;
     char *location;
 
-    const char *c;
-
     if (!(location = g_file_read_link(fdpath, &err))) {
         virReportError(VIR_ERR_INTERNAL_ERROR, _("unable to resolve '%1$s': %2$s"),
                        fdpath, err->message);
         return NULL;
     }
 
-    /* what an XML attribute keeps as it is */
-    for (c = location; *c; c++) {
-        if (g_ascii_iscntrl(*c))
-            break;
-    }
-    if (*c || !g_utf8_validate(location, -1, NULL)) {
-        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("the path of template file '%1$s' holds control characters or is not UTF-8"),
-                       location);
+    if (qemuTemplateCheckPlainPath(location) < 0) {
         g_free(location);
         return NULL;
     }
@@ -770,7 +792,8 @@ qemuTemplateRecordFormat(virBuffer *buf,
 {
     g_autofree char *identity = NULL;
 
-    if (!(identity = qemuTemplateFileIdentity(fd, path, sb, as)))
+    if (qemuTemplateCheckPlainPath(as ? as : path) < 0 ||
+        !(identity = qemuTemplateFileIdentity(fd, path, sb, as)))
         return -1;
 
     virBufferAsprintf(buf, "<%s %s mode='%04o' owner='%u' group='%u'", element,
@@ -884,6 +907,7 @@ qemuTemplateOpenTrustedDir(const char *dir,
         char *next = rest;
         char *name;
         struct stat sb;
+        ssize_t len;
         int saved;
 
         fd = g_array_index(walked, int, walked->len - 1);
@@ -935,10 +959,14 @@ qemuTemplateOpenTrustedDir(const char *dir,
             return -1;
         }
 
-        target = g_new0(char, PATH_MAX);
-        if ((saved = readlinkat(fd, name, target, PATH_MAX - 1)) < 0)
+        /* only root could change it since, as its length */
+        target = g_new0(char, sb.st_size + 1);
+        if ((len = readlinkat(fd, name, target, sb.st_size + 1)) < 0)
             return -1;
-        target[saved] = '\0';
+        if (len != sb.st_size) {
+            errno = EINVAL;
+            return -1;
+        }
 
         /* an absolute link goes from / again */
         if (*target == '/')
@@ -995,6 +1023,39 @@ qemuTemplateCheckImageDir(int fd,
 }
 
 
+/* Opens the disk image @path of a template, a @base of clones or a
+ * backing file of one, if the record can keep it: a regular file, with a
+ * path an XML attribute keeps, where only root may change what the path
+ * leads to (qemuTemplateCheckImageDir()), and with no other name if a
+ * base, which the daemon takes. Returns the descriptor with @sb filled,
+ * or -1 with an error reported. */
+static int
+qemuTemplateOpenDiskImage(const char *path,
+                          bool base,
+                          struct stat *sb)
+{
+    VIR_AUTOCLOSE fd = -1;
+    int ret;
+
+    if (qemuTemplateCheckPlainPath(path) < 0 ||
+        (fd = qemuTemplateOpenRegular(path, sb)) < 0)
+        return -1;
+
+    if (base && sb->st_nlink != 1) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("disk image '%1$s' has more than one name"), path);
+        return -1;
+    }
+
+    if (qemuTemplateCheckImageDir(fd, path) < 0)
+        return -1;
+
+    ret = fd;
+    fd = -1;
+    return ret;
+}
+
+
 /* Records the disk image @path of the running producer @vm. The daemon
  * will chown, label and make immutable the file recorded as a base: it
  * must be the one the domain's QEMU has open, not whatever @path leads to
@@ -1009,16 +1070,7 @@ qemuTemplateRecordFormatDisk(virBuffer *buf,
     struct stat sb;
     int rc;
 
-    if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0)
-        return -1;
-
-    if (STREQ(element, "base") && sb.st_nlink != 1) {
-        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("disk image '%1$s' has more than one name"), path);
-        return -1;
-    }
-
-    if (qemuTemplateCheckImageDir(fd, path) < 0)
+    if ((fd = qemuTemplateOpenDiskImage(path, STREQ(element, "base"), &sb)) < 0)
         return -1;
 
     if ((rc = qemuTemplateQEMUHasOpen(vm->pid, &sb)) <= 0) {
@@ -2798,12 +2850,18 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
 
         /* Only image files are recorded and protected, each whole. */
         for (n = disk->src; virStorageSourceIsBacking(n); n = n->backingStore) {
+            VIR_AUTOCLOSE fd = -1;
+
             if (!virStorageSourceIsLocalStorage(n) || !n->path) {
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
                                _("disk '%1$s' has a backing image that is not a local file: it cannot be the read-only base of clones"),
                                disk->dst);
                 return -1;
             }
+
+            /* what the record refuses, before the guest pauses for it */
+            if ((fd = qemuTemplateOpenDiskImage(n->path, n == disk->src, &sb)) < 0)
+                return -1;
 
             if (n->dataFileStore || n->sliceStorage) {
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
@@ -2814,7 +2872,7 @@ qemuTemplateCreateCheckDevices(virDomainObj *vm)
 
             /* Each clone's start gives the backing files to root and the
              * group QEMU runs as (qemuTemplateCloneCreateOverlays()). */
-            if (n != disk->src && uid != 0 && stat(n->path, &sb) == 0 &&
+            if (n != disk->src && uid != 0 &&
                 (!(sb.st_mode & S_IRGRP) || (sb.st_mode & (S_IWGRP | S_IWOTH)))) {
                 virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
                                _("backing file '%1$s' of disk '%2$s' has mode %3$04o: clones read it as group %4$u, so it must be readable by the group and writable only by its owner, as 0640 or 0644 are"),
