@@ -294,6 +294,34 @@ testImageDirRefuses(int fd,
 }
 
 
+/* Whether no one but root and this user may change any directory on the
+ * way to @dir (no links on it), by lstat(): what the code under test must
+ * tell by descriptor. */
+static bool
+testDirIsTrusted(const char *dir)
+{
+    g_autofree char *path = g_strdup(dir);
+    char *slash = path;
+
+    while (slash) {
+        struct stat sb;
+        bool last;
+
+        slash = strchr(slash + 1, '/');
+        if (slash)
+            *slash = '\0';
+        last = !slash;
+        if (lstat(*path ? path : "/", &sb) < 0 || !S_ISDIR(sb.st_mode) ||
+            (sb.st_uid != 0 && sb.st_uid != geteuid()) ||
+            ((sb.st_mode & (S_IWGRP | S_IWOTH)) && (!(sb.st_mode & S_ISVTX) || last)))
+            return false;
+        if (slash)
+            *slash = '/';
+    }
+    return true;
+}
+
+
 /* Clones open a template's disk image by its configured path: each
  * directory and link on the way must be out of reach of anyone but root. */
 static int
@@ -326,6 +354,13 @@ testImageDir(const void *opaque G_GNUC_UNUSED)
         virFileWriteStr(other, "disk", 0600) < 0 ||
         (fd = open(file, O_RDONLY)) < 0)
         goto cleanup;
+
+    /* a build directory that others may change (umask 002) */
+    if (!testDirIsTrusted(dir)) {
+        VIR_TEST_DEBUG("skipped: others may change a directory on the way to '%s'", dir);
+        ret = EXIT_AM_SKIP;
+        goto cleanup;
+    }
 
     if (qemuTemplateCheckImageDir(fd, file) < 0) {
         VIR_TEST_DEBUG("the image in a trusted directory was refused");

@@ -112,47 +112,6 @@ qemuTemplateCheckNotHeld(virDomainObj *vm)
 }
 
 
-/**
- * qemuTemplateCheckRedefine:
- * @vm: domain object, locked
- * @oldDef: persistent definition of @vm before the redefinition, or NULL
- *          if @vm was transient
- * @newDef: its new persistent definition
- *
- * A domain making or holding a template keeps its template memory, which
- * names the template's directory. The rest of its definition may change:
- * clones start from the definition saved in the template, as a restore
- * does from a managed save image.
- *
- * Returns 0 if @newDef may replace @oldDef, -1 with an error reported
- * otherwise.
- */
-int
-qemuTemplateCheckRedefine(virDomainObj *vm,
-                          virDomainDef *oldDef,
-                          virDomainDef *newDef)
-{
-    virDomainDef *tmplDef;
-
-    if (vm->hasTemplate && oldDef)
-        tmplDef = oldDef;
-    else if (virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def))
-        tmplDef = vm->def;
-    else
-        return 0;
-
-    if (!qemuTemplateIsProducer(newDef) ||
-        STRNEQ_NULLABLE(newDef->mem.tmpl->path, tmplDef->mem.tmpl->path)) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("domain '%1$s' makes or holds a template: its new definition must keep its template memory"),
-                       vm->def->name);
-        return -1;
-    }
-
-    return 0;
-}
-
-
 /* Makes the file open as @fd immutable, or not: an immutable template
  * RAM file or disk image cannot be written, chowned, relabelled or removed
  * by anyone, root and a QEMU running as root included, and so by no domain
@@ -859,14 +818,24 @@ qemuTemplateCloseFD(void *fdp)
 }
 
 
-/* Whether the directory @sb is out of reach of anyone but root and the
- * daemon: theirs, and writable by no one else unless sticky (others can't
- * rename what is not theirs there), which does not do for the @last one,
- * where they could put a file of their own. */
+/* Whether the directory open as @fd, @sb, is out of reach of anyone but
+ * root and the daemon: theirs, and writable by no one else unless sticky
+ * (others can't rename what is not theirs there), which does not do for
+ * the @last one, where they could put a file of their own; not on FUSE,
+ * whose server, which any user may run, answers fstat(). */
 static bool
-qemuTemplateDirIsTrusted(const struct stat *sb,
+qemuTemplateDirIsTrusted(int fd G_GNUC_UNUSED,
+                         const struct stat *sb,
                          bool last)
 {
+#ifdef __linux__
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0 ||
+        (unsigned int) sfs.f_type == QEMU_TEMPLATE_FUSE_MAGIC)
+        return false;
+#endif /* __linux__ */
+
     if (sb->st_uid != 0 && sb->st_uid != geteuid())
         return false;
 
@@ -876,7 +845,8 @@ qemuTemplateDirIsTrusted(const struct stat *sb,
 
 
 /* Opens the directory @dir, an absolute path, from / by descriptor, as
- * the kernel resolves it, if no one but root may change where it leads:
+ * the kernel resolves it, if no one but root may change where it leads
+ * (which a filesystem a user mounted, FUSE or removable media, defeats):
  * each directory on the way must be trusted (qemuTemplateDirIsTrusted())
  * as it is opened, and a symbolic link is followed only if it is root's or
  * the daemon's, as others could replace theirs even in a sticky directory.
@@ -915,7 +885,7 @@ qemuTemplateOpenTrustedDir(const char *dir,
             next++;
         if (fstat(fd, &sb) < 0)
             return -1;
-        if (!qemuTemplateDirIsTrusted(&sb, !*next)) {
+        if (!qemuTemplateDirIsTrusted(fd, &sb, !*next)) {
             *untrusted = true;
             return -1;
         }
@@ -1568,6 +1538,20 @@ qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
 
     qemuDomainGetImageIds(cfg, def, src, NULL, NULL, &gid);
     return gid;
+}
+
+
+/* The user QEMU runs as for @def, to whom starting a domain gives the
+ * backing files of its disks. */
+static uid_t
+qemuTemplateQEMUUser(virQEMUDriverConfig *cfg,
+                     virDomainDef *def)
+{
+    g_autoptr(virStorageSource) src = virStorageSourceNew();
+    uid_t uid;
+
+    qemuDomainGetImageIds(cfg, def, src, NULL, &uid, NULL);
+    return uid;
 }
 
 
@@ -2558,6 +2542,62 @@ qemuTemplateCheckUndefine(virDomainObj *vm)
 }
 
 
+/**
+ * qemuTemplateCheckRedefine:
+ * @vm: domain object, locked
+ * @oldDef: persistent definition of @vm before the redefinition, or NULL
+ *          if @vm was transient
+ * @newDef: its new persistent definition
+ *
+ * A domain making or holding a template keeps its template memory, which
+ * names the template's directory, and so does one whose earlier template
+ * left disk images taken in its record, until template-remove gives them
+ * back. The rest of its definition may change: clones start from the
+ * definition saved in the template, as a restore does from a managed save
+ * image.
+ *
+ * Returns 0 if @newDef may replace @oldDef, -1 with an error reported
+ * otherwise.
+ */
+int
+qemuTemplateCheckRedefine(virDomainObj *vm,
+                          virDomainDef *oldDef,
+                          virDomainDef *newDef)
+{
+    virDomainDef *tmplDef;
+    int leftover = 0;
+
+    if (vm->hasTemplate && oldDef) {
+        tmplDef = oldDef;
+    } else if (virDomainObjIsActive(vm) && qemuTemplateIsProducer(vm->def)) {
+        tmplDef = vm->def;
+    } else if (oldDef && qemuTemplateIsProducer(oldDef)) {
+        tmplDef = oldDef;
+        leftover = qemuTemplateRecordLeftover(QEMU_DOMAIN_PRIVATE(vm)->driver,
+                                              oldDef->mem.tmpl->path);
+        if (leftover <= 0)
+            return leftover;
+    } else {
+        return 0;
+    }
+
+    if (!qemuTemplateIsProducer(newDef) ||
+        STRNEQ_NULLABLE(newDef->mem.tmpl->path, tmplDef->mem.tmpl->path)) {
+        if (leftover)
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("disk images an earlier template of domain '%1$s' took are still taken: its new definition must keep its template memory until template-remove gives them back"),
+                           vm->def->name);
+        else
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("domain '%1$s' makes or holds a template: its new definition must keep its template memory"),
+                           vm->def->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* Removes the overlays kept for saved clones of the template in @dir:
  * those whose directory in the clone area has the saved mark and whose
  * clone does not run. Restores of clones count as starting clones, which
@@ -2638,7 +2678,7 @@ qemuTemplateRecordForgetMissing(virQEMUDriver *driver,
 
         VIR_WARN("Forgetting disk image '%s' of template '%s'%s: %s",
                  path, def->name,
-                 taken ? ", which stays owned by root and read-only" : "",
+                 taken ? ", which stays owned by root, read-only and immutable" : "",
                  virGetLastErrorMessage());
         virResetLastError();
         xmlUnlinkNode(nodes[i]);
@@ -3864,7 +3904,8 @@ qemuTemplateBaseCapacity(virStorageSource *base,
  * (a FIFO). */
 static int
 qemuTemplateBaseChainRead(virStorageSource *base,
-                          GHashTable *recorded)
+                          GHashTable *recorded,
+                          uid_t qemuUser)
 {
     virStorageSource *n = base;
     unsigned int depth;
@@ -3898,11 +3939,20 @@ qemuTemplateBaseChainRead(virStorageSource *base,
             return -1;
         }
 
-        /* The clone's start gives it to the group every QEMU runs as. */
+        /* The clone's start gives it to the group every QEMU runs as.
+         * Its owner could write it and set its mtime back: none but root,
+         * the daemon or, as starting a domain on it makes it, QEMU's. */
         if (n != base && (sb.st_mode & (S_IWGRP | S_IWOTH))) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("backing file '%1$s' of template disk image '%2$s' may be written by others than its owner (mode %3$04o)"),
                            n->path, base->path, (unsigned int) (sb.st_mode & 07777));
+            return -1;
+        }
+        if (n != base && sb.st_uid != 0 && sb.st_uid != geteuid() &&
+            sb.st_uid != qemuUser) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("backing file '%1$s' of template disk image '%2$s' is owned by user %3$u, who could change it unnoticed: only root, the daemon or the user QEMU runs as may own it"),
+                           n->path, base->path, (unsigned int) sb.st_uid);
             return -1;
         }
 
@@ -3970,6 +4020,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
     g_autofree char *record = qemuTemplateRecordPath(driver, tmplDef->mem.tmpl->path);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     g_autoptr(GHashTable) recorded = NULL;
+    uid_t qemuUser = qemuTemplateQEMUUser(cfg, def);
     size_t ncreated = 0;
     bool dirMade = false;
     size_t i;
@@ -4065,7 +4116,7 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
         overlay->backingStore = virStorageSourceCopy(base, false);
         if ((!recorded &&
              !(recorded = qemuTemplateRecordDisks(record))) ||
-            qemuTemplateBaseChainRead(overlay->backingStore, recorded) < 0 ||
+            qemuTemplateBaseChainRead(overlay->backingStore, recorded, qemuUser) < 0 ||
             qemuTemplateBaseCapacity(overlay->backingStore, &capacity) < 0) {
             VIR_FORCE_CLOSE(fd);
             goto cleanup;

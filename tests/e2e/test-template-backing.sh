@@ -60,4 +60,12 @@ expect_error "clone of a template whose backing file was replaced" \
     "template file '$backing' was changed after the template was created" \
     virsh clone-from-template $tmpl $tmpl-clone-3
 mv "$backing.recorded" "$backing"
-echo "PASS: the backing file is recorded, unchanged by clones, and a written or replaced one is refused"
+
+# Owned by a user who could write it and set its mtime back.
+owner=$(stat -c %u:%g "$backing")
+chown nobody "$backing"
+expect_error "clone of a template whose backing file a user owns" \
+    "backing file '$backing' of template disk image '$top' is owned by user $(id -u nobody), who could change it unnoticed" \
+    virsh clone-from-template $tmpl $tmpl-clone-4
+chown "$owner" "$backing"
+echo "PASS: the backing file is recorded, unchanged by clones, and a written, replaced or user-owned one is refused"

@@ -128,6 +128,11 @@ grep -q '<base .*taken=.yes.' "$record" ||
 expect_error "undefine of a domain whose earlier template keeps a base taken" \
     "disk images an earlier template of domain '$tmpl' took are still taken: give them back with template-remove first" \
     virsh undefine $tmpl
+virsh dumpxml --inactive $tmpl | grep -v '<template ' >"$E2E_DIR/$tmpl-notemplate.xml"
+expect_error "redefinition without template memory of a domain whose earlier template keeps a base taken" \
+    "disk images an earlier template of domain '$tmpl' took are still taken: its new definition must keep its template memory until template-remove gives them back" \
+    virsh define "$E2E_DIR/$tmpl-notemplate.xml"
+rm -f "$E2E_DIR/$tmpl-notemplate.xml"
 mount "$(losetup -j "$fs" -O NAME -n)" "$mnt"
 [ "$(stat -c %U:%a "$base")" = root:440 ] ||
     fail "test setup: the base is $(stat -c %U:%G:%a "$base"), not taken"
