@@ -16,7 +16,7 @@ guest:
 	./scripts/install-deps.sh
 	./tests/guest/build.sh >/dev/null
 
-# Regenerate patches/ from the commits in build/libvirt.
+# Regenerate libvirt/patches/ from the commits in build/libvirt.
 patches:
 	./scripts/export-patches.sh
 

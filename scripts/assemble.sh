@@ -1,8 +1,8 @@
 #!/bin/sh
 # Assemble the libvirt tree in build/libvirt: pristine 11.3.0 as the first
-# commit, the new files of this repository, then patches/ as commits.
+# commit, the new files of this repository, then libvirt/patches/ as commits.
 #
-# Re-running is cheap: the tree is re-assembled only when patches/ changed,
+# Re-running is cheap: the tree is re-assembled only when libvirt/patches/ changed,
 # and new files are copied in when they differ (ninja then rebuilds them).
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -13,7 +13,7 @@ git_src() {
 }
 
 patches_sum() {
-    cat "$ROOT"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1
+    cat "$LIBVIRT_REPO"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
 unpack_pristine() {
@@ -41,9 +41,9 @@ sync_new_files() {
     new=$(mktemp)
     list_new_files | sort >"$new"
     while read -r f; do
-        if ! cmp -s "$ROOT/$f" "$SRC_DIR/$f"; then
+        if ! cmp -s "$LIBVIRT_REPO/$f" "$SRC_DIR/$f"; then
             mkdir -p "$(dirname "$SRC_DIR/$f")"
-            cp "$ROOT/$f" "$SRC_DIR/$f"
+            cp "$LIBVIRT_REPO/$f" "$SRC_DIR/$f"
         fi
     done <"$new"
     removed=""
@@ -60,26 +60,26 @@ sync_new_files() {
     # Commit only these paths, whatever else is staged in the tree.
     if [ -n "${paths# }" ] && ! git_src diff --cached --quiet -- $paths; then
         git_src commit -q -m "project: new files of the series" \
-            -m "Managed by scripts/assemble.sh; not exported to patches/." -- $paths
+            -m "Managed by scripts/assemble.sh; not exported to libvirt/patches/." -- $paths
     fi
 }
 
-# Refuse to throw away work done in the assembled tree that is not in patches/.
+# Refuse to throw away work done in the assembled tree that is not in libvirt/patches/.
 check_no_local_work() {
     [ -n "$(git_src rev-parse -q --verify refs/project/applied)" ] || return 0
     excludes=$(sed 's|^|:(exclude)|' "$SRC_DIR/.git/project-new-files" 2>/dev/null || true)
     if [ -n "$(git_src status --porcelain --untracked-files=no -- . $excludes)" ] ||
        [ -n "$(git_src rev-list refs/project/applied..HEAD -- . $excludes)" ]; then
-        die "build/libvirt has edits not exported to patches/; run scripts/export-patches.sh (or discard them) first"
+        die "build/libvirt has edits not exported to libvirt/patches/; run scripts/export-patches.sh (or discard them) first"
     fi
 }
 
 apply_patches() {
-    for p in "$ROOT"/patches/*.patch; do
+    for p in "$LIBVIRT_REPO"/patches/*.patch; do
         [ -e "$p" ] || continue
         if ! git_src am -q --committer-date-is-author-date "$p" >/dev/null 2>&1; then
             git_src am --abort >/dev/null 2>&1 || true
-            die "patches/$(basename "$p") no longer applies to libvirt $LIBVIRT_VERSION"
+            die "libvirt/patches/$(basename "$p") no longer applies to libvirt $LIBVIRT_VERSION"
         fi
     done
     git_src update-ref refs/project/applied HEAD
@@ -89,11 +89,11 @@ apply_patches() {
 if [ ! -d "$SRC_DIR/.git" ] || [ -z "$(git_src rev-parse -q --verify refs/tags/pristine)" ]; then
     unpack_pristine
     sync_new_files
-    echo "assemble: applying $(ls "$ROOT"/patches/*.patch 2>/dev/null | wc -l) patches"
+    echo "assemble: applying $(ls "$LIBVIRT_REPO"/patches/*.patch 2>/dev/null | wc -l) patches"
     apply_patches
 elif [ "$(cat "$SRC_DIR/.git/project-patches.sha" 2>/dev/null)" != "$(patches_sum)" ]; then
     check_no_local_work
-    echo "assemble: patches/ changed, re-applying the series"
+    echo "assemble: libvirt/patches/ changed, re-applying the series"
     git_src am --abort >/dev/null 2>&1 || true
     git_src reset -q --hard pristine
     rm -f "$SRC_DIR/.git/project-new-files"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerate patches/ from the commits in build/libvirt on top of pristine
+# Regenerate libvirt/patches/ from the commits in build/libvirt on top of pristine
 # libvirt, leaving out the new files (they live in this repository).
 #   export-patches.sh [DIR]   write the series to DIR instead (for checks)
 set -eu
@@ -27,11 +27,11 @@ if [ -n "$out" ]; then
     rm -rf "$tmp"
     exit 0
 fi
-mkdir -p "$ROOT/patches"
-rm -f "$ROOT"/patches/*.patch
-mv "$tmp"/*.patch "$ROOT/patches/" 2>/dev/null || true
+mkdir -p "$LIBVIRT_REPO/patches"
+rm -f "$LIBVIRT_REPO"/patches/*.patch
+mv "$tmp"/*.patch "$LIBVIRT_REPO/patches/" 2>/dev/null || true
 rm -rf "$tmp"
 
 git -C "$SRC_DIR" update-ref refs/project/applied HEAD
-cat "$ROOT"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1 >"$SRC_DIR/.git/project-patches.sha"
-ls "$ROOT/patches"
+cat "$LIBVIRT_REPO"/patches/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1 >"$SRC_DIR/.git/project-patches.sha"
+ls "$LIBVIRT_REPO/patches"

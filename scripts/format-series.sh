@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make the posting form of the series: what would be mailed, or applied
-# with 'git am' onto libvirt 11.3.0.  patches/ edits existing files only,
+# with 'git am' onto libvirt 11.3.0.  libvirt/patches/ edits existing files only,
 # and the new files are kept whole, as the series ends; in the posting form
 # each patch adds the new files it uses, and the new C files grow patch by
 # patch, each patch adding the functions it calls (scripts/posting.py says
@@ -43,7 +43,7 @@ base=$(git -C "$gitdir" rev-parse "pristine^{commit}")
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 list_new_files | sort >"$list"
-last=$(/usr/bin/python3 "$ROOT/scripts/posting.py" "$gitdir" "$base" "$ROOT" \
+last=$(/usr/bin/python3 "$ROOT/scripts/posting.py" "$gitdir" "$base" "$LIBVIRT_REPO" \
        "$ROOT/scripts/posting.map" "$list") || die "cannot make the posting form"
 git -C "$gitdir" update-ref refs/heads/posting "$last"
 
@@ -52,8 +52,8 @@ rm -f "$out"/*.patch
 git -C "$gitdir" format-patch -q --no-signature --zero-commit --no-numbered \
     -o "$out" "$base..$last"
 n=$(ls "$out"/*.patch | wc -l)
-[ "$n" = "$(ls "$ROOT"/patches/*.patch | wc -l)" ] ||
-    die "$n patches in $out, not as many as in patches/"
+[ "$n" = "$(ls "$LIBVIRT_REPO"/patches/*.patch | wc -l)" ] ||
+    die "$n patches in $out, not as many as in libvirt/patches/"
 echo "format-series: $n patches in $out"
 [ "$check" = 1 ] || exit 0
 

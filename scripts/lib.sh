@@ -28,8 +28,9 @@ LIBVIRT_SHA256=6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283
 QEMU_USER=libvirt-qemu
 QEMU_GROUP=libvirt-qemu
 
-# Files this repository adds to libvirt, at their libvirt paths.  Everything
-# under these folders except the project's own tooling is linked in.
+# The libvirt series: libvirt/patches/ edits existing files, and the files
+# it adds are at their libvirt paths under libvirt/, in these folders.
+LIBVIRT_REPO="$ROOT/libvirt"
 NEW_FILES_DIRS="src docs tests po include tools"
 
 die() {
@@ -44,8 +45,7 @@ need_root() {
 # List the repository's new libvirt files, relative to $ROOT.  The project's
 # own tests (e2e, guest, unit) are not libvirt files.
 list_new_files() {
-    (cd "$ROOT" && git ls-files --cached --others --exclude-standard -- $NEW_FILES_DIRS |
-        grep -v -e '^tests/e2e/' -e '^tests/guest/' -e '^tests/unit/' -e '^tests/python/' -e '^tests/run-all.sh$' |
+    (cd "$LIBVIRT_REPO" && git ls-files --cached --others --exclude-standard -- $NEW_FILES_DIRS |
         while read -r f; do [ -f "$f" ] && echo "$f"; done)
 }
 

@@ -524,7 +524,7 @@ def main():
                      for p in os.listdir(os.path.join(root, "patches"))
                      if p.endswith(".patch"))
     if not patches:
-        die("patches/ is empty")
+        die("libvirt/patches/ is empty")
     infos = [mailinfo(p) for p in patches]
     subjects = [i[0]["Subject"] for i in infos]
 

@@ -59,10 +59,10 @@ expect_error "wrong checksum" "wrong sha256" \
 
 # A copy of the project's scripts with a patch whose context is wrong,
 # assembled against the real cached tarball.
-mkdir -p "$tmp/proj/patches"
+mkdir -p "$tmp/proj/libvirt/patches"
 cp -r "$ROOT/scripts" "$tmp/proj/"
 git -C "$tmp/proj" init -q
-cat >"$tmp/proj/patches/0001-stale.patch" <<'PATCH'
+cat >"$tmp/proj/libvirt/patches/0001-stale.patch" <<'PATCH'
 From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
 From: Nobody <nobody@example.org>
 Date: Mon, 1 Jan 2024 00:00:00 +0000
