@@ -75,13 +75,7 @@ check_no_local_work() {
 }
 
 apply_patches() {
-    for p in "$LIBVIRT_REPO"/patches/*.patch; do
-        [ -e "$p" ] || continue
-        if ! git_src am -q --committer-date-is-author-date "$p" >/dev/null 2>&1; then
-            git_src am --abort >/dev/null 2>&1 || true
-            die "libvirt/patches/$(basename "$p") no longer applies to libvirt $LIBVIRT_VERSION"
-        fi
-    done
+    AM_UPSTREAM="libvirt $LIBVIRT_VERSION" am_series git_src libvirt
     git_src update-ref refs/project/applied HEAD
     patches_sum >"$SRC_DIR/.git/project-patches.sha"
 }

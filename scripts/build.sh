@@ -40,11 +40,17 @@ if [ "${LIBVIRT_ASAN:-0}" = 1 ]; then
     tests=disabled
 fi
 set -- "$@" -Dtests=$tests
+# Debian's python3 for libvirt's Python scripts and tests (rpcgen-pytest
+# runs once python3-pytest is there), not the one first on PATH.
+native="$BUILD_DIR/native.ini"
+printf "[binaries]\npython3 = '/usr/bin/python3'\n" >"$native"
+set -- "$@" --native-file "$native"
 options_stamp="$MESON_DIR/.project-options"
 if [ ! -f "$MESON_DIR/build.ninja" ] || [ "$(cat "$options_stamp" 2>/dev/null)" != "$*" ]; then
     echo "build: configuring libvirt in $MESON_DIR"
     reconfigure=""
-    [ -f "$MESON_DIR/build.ninja" ] && reconfigure=--reconfigure
+    # --wipe: a reconfigure keeps the native file of the first setup
+    [ -f "$MESON_DIR/build.ninja" ] && reconfigure=--wipe
     if ! meson setup $reconfigure "$MESON_DIR" "$SRC_DIR" "$@" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         die "meson setup failed; see $log"

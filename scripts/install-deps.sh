@@ -1,15 +1,16 @@
 #!/bin/sh
-# Install what building libvirt 11.3.0, running its tests and booting the
-# test guest need on Debian bookworm: libvirt's build dependencies and
-# QEMU 10.0 come from bookworm-backports, as on a Debian 12 host that runs
-# Debian 13's virtualization stack.  Creates Debian's unprivileged QEMU
-# user.  Idempotent: does nothing once everything is there.
+# Install what building libvirt 11.3.0, running its tests and
+# virt-manager's, and booting the test guest need on Debian bookworm:
+# libvirt's build dependencies and QEMU 10.0 come from bookworm-backports,
+# as on a Debian 12 host that runs Debian 13's virtualization stack.
+# Creates Debian's unprivileged QEMU user.  Idempotent: does nothing once
+# everything is there.
 set -eu
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 
 stamp_dir=${CACHE_DIR:-/var/cache/libvirt-templates}
-stamp="$stamp_dir/deps-installed-v5"
+stamp="$stamp_dir/deps-installed-v6"
 [ -e "$stamp" ] && exit 0
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get and the private daemon need it)"
@@ -53,6 +54,13 @@ run apt-get -y install --no-install-recommends \
     git meson ninja-build python3-docutils augeas-tools \
     procps psmisc socat gzip file ca-certificates python3-matplotlib tini gdb \
     python3-libvirt python3-dev
+echo "install-deps: virt-manager's runtime and test dependencies"
+run apt-get -y install --no-install-recommends \
+    python3-gi python3-gi-cairo gir1.2-gtk-3.0 gir1.2-libvirt-glib-1.0 \
+    gir1.2-gtksource-4 gir1.2-vte-2.91 gir1.2-gtk-vnc-2.0 \
+    gir1.2-spiceclientgtk-3.0 gir1.2-libosinfo-1.0 python3-libxml2 \
+    python3-requests python3-argcomplete libglib2.0-bin xorriso \
+    python3-pytest python3-dogtail at-spi2-core dbus-x11 xvfb xauth openbox
 rm -f "$log"
 
 # Debian's QEMU user and group, as libvirt-daemon-system creates them.
