@@ -75,7 +75,7 @@ check_no_local_work() {
 }
 
 apply_patches() {
-    AM_UPSTREAM="libvirt $LIBVIRT_VERSION" am_series git_src libvirt
+    am_series git_src libvirt "libvirt $LIBVIRT_VERSION"
     git_src update-ref refs/project/applied HEAD
     patches_sum >"$SRC_DIR/.git/project-patches.sha"
 }

@@ -43,7 +43,9 @@ set -- "$@" -Dtests=$tests
 # Debian's python3 for libvirt's Python scripts and tests (rpcgen-pytest
 # runs once python3-pytest is there), not the one first on PATH.
 native="$BUILD_DIR/native.ini"
-printf "[binaries]\npython3 = '/usr/bin/python3'\n" >"$native"
+# rewritten only when it changes: meson reconfigures when it is newer
+nativeini=$(printf "[binaries]\npython3 = '/usr/bin/python3'")
+[ "$(cat "$native" 2>/dev/null)" = "$nativeini" ] || echo "$nativeini" >"$native"
 set -- "$@" --native-file "$native"
 options_stamp="$MESON_DIR/.project-options"
 if [ ! -f "$MESON_DIR/build.ninja" ] || [ "$(cat "$options_stamp" 2>/dev/null)" != "$*" ]; then

@@ -38,15 +38,15 @@ die() {
     exit 1
 }
 
-# am_series GIT PROJECT: apply $ROOT/PROJECT/patches/*.patch in order with
-# GIT (a git command for the assembled tree) am; dies naming the first one
-# that does not apply to "$AM_UPSTREAM".
+# am_series GIT PROJECT UPSTREAM: apply $ROOT/PROJECT/patches/*.patch in
+# order with GIT (a git command for the assembled tree) am; dies naming the
+# first one that does not apply to UPSTREAM.
 am_series() {
     for _p in "$ROOT/$2"/patches/*.patch; do
         [ -e "$_p" ] || continue
         if ! $1 am -q --committer-date-is-author-date "$_p" >/dev/null 2>&1; then
             $1 am --abort >/dev/null 2>&1 || true
-            die "$2/patches/$(basename "$_p") no longer applies to $AM_UPSTREAM"
+            die "$2/patches/$(basename "$_p") no longer applies to $3"
         fi
     done
 }
