@@ -20,6 +20,26 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
+# gdb_at FUNCTION -ex CMD...: a debugger on the daemon in the background
+# ($gdbpid), running CMDs once the daemon reaches FUNCTION; returns once
+# it is attached.
+gdb_at() {
+    _func=$1
+    shift
+    rm -f "$ready"
+    gdb -q -batch -p "$(cat "$PREFIX/var/run/virtqemud.pid")" \
+        -ex "break $_func" \
+        -ex "shell touch '$ready'" \
+        -ex 'continue' "$@" >"$E2E_DIR/$tmpl.gdb" 2>&1 &
+    gdbpid=$!
+    _i=0
+    while [ ! -e "$ready" ]; do
+        _i=$((_i + 1))
+        [ $_i -lt 600 ] || fail "gdb did not attach to the daemon: $(cat "$E2E_DIR/$tmpl.gdb")"
+        sleep 0.1
+    done
+}
+
 truncate -s 16M "$base"
 chmod 0640 "$base"
 virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
@@ -28,20 +48,10 @@ wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null 
     fail "the producer does not write its disk"
 
 # The first protection of the disk images runs as the producer stops.
-gdb -q -batch -p "$(cat "$PREFIX/var/run/virtqemud.pid")" \
-    -ex 'break qemuTemplateBasesProtect' \
-    -ex "shell touch '$ready'" \
-    -ex 'continue' \
+gdb_at qemuTemplateBasesProtect \
     -ex "shell mv '$base' '$base.recorded' && cp '$base.recorded' '$base'" \
     -ex 'delete' \
-    -ex 'detach' >"$E2E_DIR/$tmpl.gdb" 2>&1 &
-gdbpid=$!
-i=0
-while [ ! -e "$ready" ]; do
-    i=$((i + 1))
-    [ $i -lt 600 ] || fail "gdb did not attach to the daemon: $(cat "$E2E_DIR/$tmpl.gdb")"
-    sleep 0.1
-done
+    -ex 'detach'
 
 expect_error "template-create whose disk image is swapped as the producer stops" \
     "the template of domain '$tmpl' was made, but it can't be cloned until its disk images are protected" \
@@ -71,24 +81,13 @@ virsh destroy $c >/dev/null
 # stopped the producer: the next daemon start finishes template-create,
 # and has no running domain left to reconnect to.
 virsh template-remove $tmpl >/dev/null
-rm -f "$E2E_DIR/$tmpl.console" "$ready"
+rm -f "$E2E_DIR/$tmpl.console"
 virsh start $tmpl >/dev/null
 wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=2 .* disk=' 120 >/dev/null ||
     fail "$tmpl does not run again after template-remove"
 log="$PREFIX/var/log/libvirt/virtqemud.log"
 lines=$(wc -l <"$log")
-gdb -q -batch -p "$(cat "$PREFIX/var/run/virtqemud.pid")" \
-    -ex 'break qemuProcessStop' \
-    -ex "shell touch '$ready'" \
-    -ex 'continue' \
-    -ex 'kill' >"$E2E_DIR/$tmpl.gdb" 2>&1 &
-gdbpid=$!
-i=0
-while [ ! -e "$ready" ]; do
-    i=$((i + 1))
-    [ $i -lt 600 ] || fail "gdb did not attach to the daemon: $(cat "$E2E_DIR/$tmpl.gdb")"
-    sleep 0.1
-done
+gdb_at qemuProcessStop -ex 'kill'
 virsh template-create $tmpl >/dev/null 2>&1 && fail "template-create returned although its daemon was killed"
 wait "$gdbpid" || true
 gdbpid=

@@ -1541,20 +1541,6 @@ qemuTemplateQEMUGroup(virQEMUDriverConfig *cfg,
 }
 
 
-/* The user QEMU runs as for @def, to whom starting a domain gives the
- * backing files of its disks. */
-static uid_t
-qemuTemplateQEMUUser(virQEMUDriverConfig *cfg,
-                     virDomainDef *def)
-{
-    g_autoptr(virStorageSource) src = virStorageSourceNew();
-    uid_t uid;
-
-    qemuDomainGetImageIds(cfg, def, src, NULL, &uid, NULL);
-    return uid;
-}
-
-
 /* Returns 1 if it changed @node, which then goes back to the record. */
 typedef int (*qemuTemplateBaseFunc)(int fd,
                                     const char *path,
@@ -3942,18 +3928,19 @@ qemuTemplateBaseChainRead(virStorageSource *base,
         /* The clone's start gives it to the group every QEMU runs as.
          * Its owner could write it and set its mtime back: none but root,
          * the daemon or, as starting a domain on it makes it, QEMU's. */
-        if (n != base && (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("backing file '%1$s' of template disk image '%2$s' may be written by others than its owner (mode %3$04o)"),
-                           n->path, base->path, (unsigned int) (sb.st_mode & 07777));
-            return -1;
-        }
-        if (n != base && sb.st_uid != 0 && sb.st_uid != geteuid() &&
-            sb.st_uid != qemuUser) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("backing file '%1$s' of template disk image '%2$s' is owned by user %3$u, who could change it unnoticed: only root, the daemon or the user QEMU runs as may own it"),
-                           n->path, base->path, (unsigned int) sb.st_uid);
-            return -1;
+        if (n != base) {
+            if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("backing file '%1$s' of template disk image '%2$s' may be written by others than its owner (mode %3$04o)"),
+                               n->path, base->path, (unsigned int) (sb.st_mode & 07777));
+                return -1;
+            }
+            if (sb.st_uid != 0 && sb.st_uid != geteuid() && sb.st_uid != qemuUser) {
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("backing file '%1$s' of template disk image '%2$s' is owned by user %3$u, who could change it unnoticed: only root, the daemon or the user QEMU runs as may own it"),
+                               n->path, base->path, (unsigned int) sb.st_uid);
+                return -1;
+            }
         }
 
         if ((len = virFileReadHeaderFD(fd, VIR_STORAGE_MAX_HEADER, &buf)) < 0) {
@@ -4012,20 +3999,27 @@ qemuTemplateCloneCreateOverlays(virQEMUDriver *driver,
                                 qemuTemplateOutsideOverlays *outside)
 {
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
-    g_autofree char *baseOwner = g_strdup_printf("+%u:+%u", (unsigned int) geteuid(),
-                                                 (unsigned int) qemuTemplateQEMUGroup(cfg, def));
+    g_autoptr(virStorageSource) ids = virStorageSourceNew();
+    g_autofree char *baseOwner = NULL;
     g_autofree char *cloneDir = qemuTemplateCloneDir(tmplDef->mem.tmpl->path,
                                                      def->name);
     bool selinux = qemuTemplateHasSecurityModel(driver, "selinux");
     g_autofree char *record = qemuTemplateRecordPath(driver, tmplDef->mem.tmpl->path);
     g_auto(GStrv) created = g_new0(char *, tmplDef->ndisks + 1);
     g_autoptr(GHashTable) recorded = NULL;
-    uid_t qemuUser = qemuTemplateQEMUUser(cfg, def);
+    uid_t qemuUser;
+    gid_t qemuGroup;
     size_t ncreated = 0;
     bool dirMade = false;
     size_t i;
     int fd;
     int ret = -1;
+
+    /* the group reads the bases; starting a domain gives the user the
+     * backing files of its disks */
+    qemuDomainGetImageIds(cfg, def, ids, NULL, &qemuUser, &qemuGroup);
+    baseOwner = g_strdup_printf("+%u:+%u", (unsigned int) geteuid(),
+                                (unsigned int) qemuGroup);
 
     for (i = 0; i < tmplDef->ndisks; i++) {
         if (qemuTemplateDiskIsBase(tmplDef->disks[i])) {
