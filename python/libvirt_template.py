@@ -11,9 +11,19 @@ makes of them, and take the domain first:
     t.hasTemplate(dom)                         # dom.hasTemplate()
 
 They take and return libvirt-python's own virDomain objects and raise
-libvirt.libvirtError as the bindings do. Once libvirt-python binds these
-APIs, replace t.call(dom, ...) by dom.call(...) and the constants by those
-of the libvirt module; this module then goes.
+libvirt.libvirtError as the bindings do.
+
+Applications written for bindings that have the APIs call bind() once:
+
+    libvirt_template.bind()
+    dom.templateCreate()
+    clone = dom.cloneFromTemplate({libvirt.VIR_DOMAIN_TEMPLATE_PARAM_NAME: "c1"})
+
+It adds the calls as virDomain methods and the constants to the libvirt
+module, wherever libvirt-python lacks them, and nothing where it has
+them. Once libvirt-python binds these APIs, replace t.call(dom, ...) by
+dom.call(...) and the constants by those of the libvirt module, drop the
+bind() call; this module then goes.
 """
 
 import libvirt
@@ -74,3 +84,23 @@ def templateRemove(dom, flags=0):
     if ret == -1:
         raise libvirt.libvirtError('virDomainTemplateRemove() failed')
     return ret
+
+
+_METHODS = (templateCreate, cloneFromTemplate, hasTemplate, templateRemove)
+_CONSTANTS = [name for name in dir() if name.startswith("VIR_")]
+
+
+def bind():
+    """Give libvirt.virDomain the template methods and the libvirt module
+    the constants, where libvirt-python has none of its own. Returns the
+    names it added."""
+    added = []
+    for func in _METHODS:
+        if not hasattr(libvirt.virDomain, func.__name__):
+            setattr(libvirt.virDomain, func.__name__, func)
+            added.append("virDomain." + func.__name__)
+    for name in _CONSTANTS:
+        if not hasattr(libvirt, name):
+            setattr(libvirt, name, globals()[name])
+            added.append(name)
+    return added

@@ -92,6 +92,36 @@ class TemplateTest(unittest.TestCase):
         self.producer.undefineFlags(t.VIR_DOMAIN_UNDEFINE_TEMPLATE)
         self.assertNotIn("py-tmpl", self.names(0))
 
+    def test_bind(self):
+        """After bind(), the calls are the virDomain methods and the
+        constants are the libvirt module's, as libvirt-python would have
+        them; a second bind() adds nothing."""
+        self.assertFalse(hasattr(libvirt.virDomain, "templateCreate"),
+                         "libvirt-python binds the template APIs: bind() is no longer needed")
+        added = t.bind()
+        self.addCleanup(self.unbind, added)
+        self.assertIn("virDomain.cloneFromTemplate", added)
+        self.assertIn("VIR_DOMAIN_UNDEFINE_TEMPLATE", added)
+        self.assertEqual(t.bind(), [])
+
+        self.producer.templateCreate()
+        self.assertEqual(self.producer.hasTemplate(), 1)
+        clone = self.producer.cloneFromTemplate(
+            {libvirt.VIR_DOMAIN_TEMPLATE_PARAM_NAME: "py-bound"},
+            libvirt.VIR_DOMAIN_CLONE_FROM_TEMPLATE_PAUSED)
+        self.assertEqual(clone.name(), "py-bound")
+        self.assertEqual(clone.state()[0], libvirt.VIR_DOMAIN_PAUSED)
+        self.producer.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_TEMPLATE)
+        self.assertNotIn("py-tmpl", self.names(0))
+
+    @staticmethod
+    def unbind(added):
+        for name in added:
+            if name.startswith("virDomain."):
+                delattr(libvirt.virDomain, name[len("virDomain."):])
+            else:
+                delattr(libvirt, name)
+
 
 if __name__ == "__main__":
     unittest.main()
