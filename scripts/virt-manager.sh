@@ -8,6 +8,7 @@
 #   virt-manager.sh assemble        (re)assemble build/virt-manager
 #   virt-manager.sh export [DIR]    virt-manager/patches/ (or DIR) from its history
 #   virt-manager.sh pytest [ARGS]   its test suite against the built libvirt
+#   virt-manager.sh uitests [ARGS]  its UI tests (dogtail) under Xvfb
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -132,6 +133,37 @@ pytest)
     HOME="$BUILD_DIR/virt-manager-home" LIBVIRT_DIR_OVERRIDE=1 \
     LD_LIBRARY_PATH="$MESON_DIR/src" PYTHONPATH="$BUILD_DIR/python" \
         exec /usr/bin/python3 -m pytest -p no:cacheprovider "$@" ;;
+uitests)
+    shift
+    # Pristine virt-manager 5.0.0 fails these here too (checked on the
+    # tarball's tree): openbox under Xvfb neither maximizes nor moves the
+    # manager as they expect (the first three); as root every file is
+    # deletable, also those they make read-only to be undeletable (the
+    # next three); GtkSourceView's XML editor is never reported on screen
+    # when the last reads it.
+    for t in test_clonevm.py::testCloneMulti \
+             test_manager.py::testManagerWindowCleanup \
+             test_manager.py::testManagerWindowReposition \
+             test_delete.py::testDeleteFailure \
+             test_delete.py::testDeleteManyDevices \
+             test_delete.py::testDeleteNondefaultOverride \
+             test_details.py::testDetailsEditDomain1; do
+        set -- "$@" --deselect "tests/uitests/$t"
+    done
+    assemble
+    "$ROOT/scripts/build.sh" >&2
+    pydir=$("$ROOT/scripts/build-python.sh")
+    cd "$VMM_DIR"
+    # dogtail drives the windows over AT-SPI, on the session bus of
+    # dbus-run-session; without a window manager no window ever becomes
+    # active and every find_window() waits forever.
+    HOME="$BUILD_DIR/virt-manager-home" LIBVIRT_DIR_OVERRIDE=1 \
+    LD_LIBRARY_PATH="$MESON_DIR/src${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    PYTHONPATH="$pydir${PYTHONPATH:+:$PYTHONPATH}" \
+        exec xvfb-run -a -s "-screen 0 1280x1024x24" dbus-run-session -- sh -c '
+            openbox >/dev/null 2>&1 &
+            sleep 1
+            exec /usr/bin/python3 -m pytest --uitests -p no:cacheprovider "$@"' sh "$@" ;;
 *)
-    die "usage: $0 assemble | export | pytest [ARGS]" ;;
+    die "usage: $0 assemble | export | pytest [ARGS] | uitests [ARGS]" ;;
 esac
