@@ -93,8 +93,11 @@ _CONSTANTS = [name for name in dir() if name.startswith("VIR_")]
 def bind():
     """Give libvirt.virDomain the template methods and the libvirt module
     the constants, where libvirt-python has none of its own. Returns the
-    names it added."""
+    names it added: none once libvirt-python binds virDomain.hasTemplate,
+    so that an application never sees a mix of the two."""
     added = []
+    if hasattr(libvirt.virDomain, "hasTemplate"):
+        return added
     for func in _METHODS:
         if not hasattr(libvirt.virDomain, func.__name__):
             setattr(libvirt.virDomain, func.__name__, func)

@@ -58,6 +58,8 @@ addParam(virTypedParameterPtr *params,
     if (PyList_Check(value) || PyTuple_Check(value)) {
         PyObject *seq = PySequence_Fast(value, "");
 
+        if (!seq)
+            return -1;
         for (i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
             PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
 

@@ -13,7 +13,7 @@ mkdir -p "$shots"
 VMM_UITESTS_SCREENSHOTS="$shots" "$ROOT/scripts/virt-manager.sh" uitests \
     tests/uitests/test_template.py tests/uitests/test_manager.py \
     tests/uitests/test_details.py tests/uitests/test_delete.py \
-    tests/uitests/test_clonevm.py
+    tests/uitests/test_clonevm.py --durations=0
 for f in create-template new-vm-from-template delete-template details-template-memory; do
     [ -s "$shots/$f.png" ] || { echo "FAIL: no screenshot $shots/$f.png"; exit 1; }
 done
