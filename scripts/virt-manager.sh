@@ -103,6 +103,22 @@ export_patches() {
     ls "$VMM_REPO/patches"
 }
 
+# The assembled tree, the built libvirt and the project's Python module, as
+# virt-manager's tests run against them; enters the tree.
+test_env() {
+    assemble
+    "$ROOT/scripts/build.sh" >&2
+    pydir=$("$ROOT/scripts/build-python.sh")
+    cd "$VMM_DIR"
+    # Debian's python3 (gi, libvirt); the built libvirt for the test driver
+    # and the project's module for the template APIs.
+    # LIBVIRT_DIR_OVERRIDE: the test driver reads its CPU map from the
+    # source tree, not from the prefix where nothing is installed.
+    export HOME="$BUILD_DIR/virt-manager-home" LIBVIRT_DIR_OVERRIDE=1
+    export LD_LIBRARY_PATH="$MESON_DIR/src${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export PYTHONPATH="$pydir${PYTHONPATH:+:$PYTHONPATH}"
+}
+
 case "${1:-}" in
 assemble)
     assemble ;;
@@ -122,17 +138,8 @@ pytest)
              test_cli.py::testCLI0123virt_install_osinfo_unattended_treeapis; do
         set -- "$@" --deselect "tests/$t"
     done
-    assemble
-    "$ROOT/scripts/build.sh" >&2
-    "$ROOT/scripts/build-python.sh" >/dev/null
-    cd "$VMM_DIR"
-    # Debian's python3 (gi, libvirt); the built libvirt for the test driver
-    # and the project's module for the template APIs.
-    # LIBVIRT_DIR_OVERRIDE: the test driver reads its CPU map from the
-    # source tree, not from the prefix where nothing is installed.
-    HOME="$BUILD_DIR/virt-manager-home" LIBVIRT_DIR_OVERRIDE=1 \
-    LD_LIBRARY_PATH="$MESON_DIR/src" PYTHONPATH="$BUILD_DIR/python" \
-        exec /usr/bin/python3 -m pytest -p no:cacheprovider "$@" ;;
+    test_env
+    exec /usr/bin/python3 -m pytest -p no:cacheprovider "$@" ;;
 uitests)
     shift
     # Pristine virt-manager 5.0.0 fails these here too (checked on the
@@ -150,17 +157,11 @@ uitests)
              test_details.py::testDetailsEditDomain1; do
         set -- "$@" --deselect "tests/uitests/$t"
     done
-    assemble
-    "$ROOT/scripts/build.sh" >&2
-    pydir=$("$ROOT/scripts/build-python.sh")
-    cd "$VMM_DIR"
+    test_env
     # dogtail drives the windows over AT-SPI, on the session bus of
     # dbus-run-session; without a window manager no window ever becomes
     # active and every find_window() waits forever.
-    HOME="$BUILD_DIR/virt-manager-home" LIBVIRT_DIR_OVERRIDE=1 \
-    LD_LIBRARY_PATH="$MESON_DIR/src${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    PYTHONPATH="$pydir${PYTHONPATH:+:$PYTHONPATH}" \
-        exec xvfb-run -a -s "-screen 0 1280x1024x24" dbus-run-session -- sh -c '
+    exec xvfb-run -a -s "-screen 0 1280x1024x24" dbus-run-session -- sh -c '
             openbox >/dev/null 2>&1 &
             sleep 1
             exec /usr/bin/python3 -m pytest --uitests -p no:cacheprovider "$@"' sh "$@" ;;

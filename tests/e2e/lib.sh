@@ -31,6 +31,17 @@ domxml() {
     echo "$E2E_DIR/$_name.xml"
 }
 
+# boot_guest NAME [domxml.sh options]: define the guest NAME with
+# those options and start it; return once it is up (its first heartbeat).
+boot_guest() {
+    _name=$1
+    shift
+    virsh define "$(domxml "$_name" "$@")" >/dev/null
+    virsh start "$_name" >/dev/null
+    wait_for_line "$E2E_DIR/$_name.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
+        fail "$_name did not come up"
+}
+
 # Stop virtqemud; the next virsh starts it again.
 stop_daemon() {
     kill "$(cat "$PREFIX/var/run/virtqemud.pid")"

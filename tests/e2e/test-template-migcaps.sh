@@ -46,9 +46,7 @@ if echo "$sent" | grep -q x-ignore-shared; then
 fi
 echo "plain save/restore: $(echo "$sent" | wc -l) capability sets, none with x-ignore-shared"
 
-virsh define "$(domxml $tmpl --memory 256 --fill 8 --template)" >/dev/null
-virsh start $tmpl >/dev/null
-wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null || fail "$tmpl did not come up"
+boot_guest $tmpl --memory 256 --fill 8 --template
 from=$(($(wc -l <"$log") + 1))
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 caps_sent "$from" | grep -qF '{"capability":"x-ignore-shared","state":true}' ||

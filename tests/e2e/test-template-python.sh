@@ -13,10 +13,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-virsh define "$(domxml $tmpl --memory 256 --template)" >/dev/null
-virsh start $tmpl >/dev/null
-wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
-    fail "the producer did not come up"
+boot_guest $tmpl --memory 256 --template
 
 "$ROOT/run" /usr/bin/python3 - "$tmpl" <<'PY' || fail "the Python session failed"
 import sys

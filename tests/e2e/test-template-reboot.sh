@@ -25,10 +25,7 @@ cleanup
 
 truncate -s 16M "$base"
 chmod 0640 "$base"
-virsh define "$(domxml $tmpl --memory 256 --disk "$base" --template)" >/dev/null
-virsh start $tmpl >/dev/null
-wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
-    fail "the producer did not come up"
+boot_guest $tmpl --memory 256 --disk "$base" --template
 virsh template-create $tmpl >/dev/null || fail "template-create failed"
 [ "$(stat -c %U:%a "$record")" = root:600 ] && [ "$(stat -c %U:%a "$(dirname "$record")")" = root:700 ] ||
     fail "the record is not root's alone: $(stat -c %U:%a "$record" "$(dirname "$record")" | tr '\n' ' ')"

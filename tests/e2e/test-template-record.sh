@@ -29,10 +29,7 @@ cleanup
 make_template() {
     truncate -s 16M "$base"
     chmod 0640 "$base"
-    virsh define "$(domxml $tmpl --memory 256 --fill 8 --disk "$base" --template)" >/dev/null
-    virsh start $tmpl >/dev/null
-    wait_for_line "$E2E_DIR/$tmpl.console" '^HEARTBEAT n=1 ' 120 >/dev/null ||
-        fail "the template did not come up"
+    boot_guest $tmpl --memory 256 --fill 8 --disk "$base" --template
     virsh template-create $tmpl >/dev/null || fail "template-create failed"
     [ "$(stat -c %a "$base")" = 440 ] || fail "the base is not read-only: $(stat -c %a "$base")"
 }
