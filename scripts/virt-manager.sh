@@ -147,14 +147,17 @@ uitests)
     # manager as they expect (the first three); as root every file is
     # deletable, also those they make read-only to be undeletable (the
     # next three); GtkSourceView's XML editor is never reported on screen
-    # when the last reads it.
+    # when the next reads it. The last one fails now and then on pristine
+    # 5.0.0 as well (1 run in 7 here): after the VM stops, the click on
+    # "Overview" sometimes never selects it.
     for t in test_clonevm.py::testCloneMulti \
              test_manager.py::testManagerWindowCleanup \
              test_manager.py::testManagerWindowReposition \
              test_delete.py::testDeleteFailure \
              test_delete.py::testDeleteManyDevices \
              test_delete.py::testDeleteNondefaultOverride \
-             test_details.py::testDetailsEditDomain1; do
+             test_details.py::testDetailsEditDomain1 \
+             test_details.py::testDetailsMiscEdits; do
         set -- "$@" --deselect "tests/uitests/$t"
     done
     test_env
