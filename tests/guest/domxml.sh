@@ -1,15 +1,16 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--emulator PATH]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
 # between heartbeats; --no-verify never checksums that
 # data (for benchmarks); --balloon gives it a virtio balloon; --template
-# gives it template memory (a template producer).
+# gives it template memory (a template producer); --file-memory gives it
+# RAM in a file libvirt makes, mapped shared; --emulator runs it on PATH.
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--emulator PATH]"
 name=$1
 console=$2
 shift 2
@@ -22,6 +23,7 @@ churn=0
 disk=""
 balloon=none
 backing=""
+emulator=/usr/bin/qemu-system-x86_64
 while [ $# -gt 0 ]; do
     case "$1" in
         --memory) memory=$2; shift 2 ;;
@@ -49,6 +51,14 @@ while [ $# -gt 0 ]; do
     <template/>
   </memoryBacking>"
             shift ;;
+        --file-memory)
+            backing="
+  <memoryBacking>
+    <source type='file'/>
+    <access mode='shared'/>
+  </memoryBacking>"
+            shift ;;
+        --emulator) emulator=$2; shift 2 ;;
         *) die "unknown option '$1'" ;;
     esac
 done
@@ -74,7 +84,7 @@ cat <<XML
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>$disk
+    <emulator>$emulator</emulator>$disk
     <serial type='file'>
       <source path='$console'/>
       <target port='0'/>

@@ -1,0 +1,439 @@
+/*
+ * qemu_replace.c: replacing a running domain's emulator process
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Lesser General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ *
+ * This library is distributed in the hope that it will be useful,
+ * but WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * Lesser General Public License for more details.
+ *
+ * You should have received a copy of the GNU Lesser General Public
+ * License along with this library.  If not, see
+ * <http://www.gnu.org/licenses/>.
+ */
+
+#include <config.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "qemu_replace.h"
+#include "qemu_agent.h"
+#include "qemu_domain.h"
+#include "qemu_migration.h"
+#include "qemu_migration_params.h"
+#include "qemu_process.h"
+#include "qemu_security.h"
+#include "qemu_template.h"
+#include "virerror.h"
+#include "virfile.h"
+#include "virlog.h"
+#include "virpidfile.h"
+#include "virprocess.h"
+
+#define VIR_FROM_THIS VIR_FROM_QEMU
+
+VIR_LOG_INIT("qemu.qemu_replace");
+
+
+/* Devices whose host side the running process holds in a way a second
+ * process cannot share while both exist. */
+static int
+qemuReplaceCheckDevices(const virDomainDef *def)
+{
+    size_t i;
+
+    for (i = 0; i < def->nnets; i++) {
+        const virDomainNetDef *net = def->nets[i];
+        char macstr[VIR_MAC_STRING_BUFLEN];
+
+        if (virDomainNetGetActualType(net) != VIR_DOMAIN_NET_TYPE_USER ||
+            net->backend.type != VIR_DOMAIN_NET_BACKEND_DEFAULT) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                           _("interface '%1$s' cannot be handed over to another emulator process: only <interface type='user'/> with QEMU's own backend can"),
+                           virMacAddrFormat(&net->mac, macstr));
+            return -1;
+        }
+    }
+
+    if (def->nhostdevs > 0) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("host devices cannot be handed over to another emulator process"));
+        return -1;
+    }
+
+    for (i = 0; i < def->nfss; i++) {
+        if (def->fss[i]->fsdriver == VIR_DOMAIN_FS_DRIVER_TYPE_VIRTIOFS) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                           _("virtiofs filesystems cannot be handed over to another emulator process"));
+            return -1;
+        }
+    }
+
+    for (i = 0; i < def->ntpms; i++) {
+        if (def->tpms[i]->type == VIR_DOMAIN_TPM_TYPE_EMULATOR) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                           _("an emulated TPM cannot be handed over to another emulator process"));
+            return -1;
+        }
+    }
+
+    if (def->vsock) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("a vsock device cannot be handed over to another emulator process: the running one holds its CID"));
+        return -1;
+    }
+
+    for (i = 0; i < def->ndisks; i++) {
+        virStorageType type = virStorageSourceGetActualType(def->disks[i]->src);
+
+        if (type == VIR_STORAGE_TYPE_VHOST_USER ||
+            type == VIR_STORAGE_TYPE_VHOST_VDPA) {
+            virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                           _("disk '%1$s' cannot be handed over to another emulator process"),
+                           def->disks[i]->dst);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < def->ngraphics; i++) {
+        const virDomainGraphicsDef *gfx = def->graphics[i];
+        size_t j;
+
+        for (j = 0; j < gfx->nListens; j++) {
+            if (gfx->listens[j].type == VIR_DOMAIN_GRAPHICS_LISTEN_TYPE_ADDRESS ||
+                gfx->listens[j].type == VIR_DOMAIN_GRAPHICS_LISTEN_TYPE_NETWORK) {
+                virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                               _("graphics listening on a TCP port cannot be handed over to another emulator process: the running one holds the port"));
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+qemuReplaceCheck(virQEMUDriver *driver,
+                 virDomainObj *vm,
+                 const char *emulator,
+                 virQEMUCaps **newCaps)
+{
+    g_autoptr(virQEMUCaps) caps = NULL;
+
+    if (qemuTemplateIsClone(vm->def)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("domain '%1$s' is a clone of a VM template: its RAM is private to its emulator process"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (virDomainDefCheckSharedFileRAM(vm->def) < 0 ||
+        qemuReplaceCheckDevices(vm->def) < 0)
+        return -1;
+
+    if (!qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("QEMU does not support the 'x-ignore-shared' migration capability"));
+        return -1;
+    }
+
+    if (!qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_EMULATOR_REPLACE, 0))
+        return -1;
+
+    if (emulator && !virFileIsExecutable(emulator)) {
+        virReportError(VIR_ERR_INVALID_ARG,
+                       _("emulator '%1$s' is not an executable file"), emulator);
+        return -1;
+    }
+
+    /* probed again if the binary changed since it was last */
+    if (!(caps = virQEMUCapsCacheLookup(driver->qemuCapsCache,
+                                        emulator ? emulator : vm->def->emulator)))
+        return -1;
+
+    if (!virQEMUCapsIsMachineSupported(caps, vm->def->virtType,
+                                       vm->def->os.machine)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("emulator '%1$s' does not support machine type '%2$s'"),
+                       emulator ? emulator : vm->def->emulator,
+                       vm->def->os.machine);
+        return -1;
+    }
+
+    *newCaps = g_steal_pointer(&caps);
+    return 0;
+}
+
+
+/* A file in the daemon's own state directory, unlinked at once, for the
+ * device state on its way from the old process to the new one. */
+static int
+qemuReplaceStateFile(virQEMUDriver *driver,
+                     virDomainObj *vm)
+{
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autofree char *path = g_strdup_printf("%s/%s.replace-XXXXXX",
+                                            cfg->stateDir, vm->def->name);
+    int fd;
+
+    if ((fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, S_IRUSR | S_IWUSR)) < 0) {
+        virReportSystemError(errno, _("unable to create '%1$s'"), path);
+        return -1;
+    }
+
+    if (unlink(path) < 0) {
+        virReportSystemError(errno, _("unable to remove '%1$s'"), path);
+        VIR_FORCE_CLOSE(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+/* The emulator process being replaced: the daemon no longer talks to it,
+ * but can take the guest back to it until the new one runs the guest. */
+typedef struct {
+    pid_t pid;
+    qemuMonitor *mon;
+    virQEMUCaps *qemuCaps;
+    char *emulator;
+} qemuReplaceOld;
+
+
+static void
+qemuReplaceDetachOld(virDomainObj *vm,
+                     qemuReplaceOld *old)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    old->pid = vm->pid;
+    priv->replacedPid = vm->pid;
+    old->mon = g_steal_pointer(&priv->mon);
+    old->qemuCaps = g_steal_pointer(&priv->qemuCaps);
+
+    /* no events of the old process reach the domain any more */
+    virObjectLock(old->mon);
+    qemuMonitorUnregister(old->mon);
+    virObjectUnlock(old->mon);
+
+    if (priv->agent) {
+        qemuAgentClose(priv->agent);
+        priv->agent = NULL;
+        priv->agentError = false;
+    }
+}
+
+
+/* Kills the new process, if it was started, and gives the domain back to
+ * the old one. */
+static void
+qemuReplaceAttachOld(virQEMUDriver *driver,
+                     virDomainObj *vm,
+                     qemuReplaceOld *old)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+
+    if (priv->mon) {
+        qemuMonitorClose(priv->mon);
+        priv->mon = NULL;
+    }
+    if (priv->agent) {
+        qemuAgentClose(priv->agent);
+        priv->agent = NULL;
+    }
+    if (vm->pid > 0 && vm->pid != old->pid &&
+        virProcessKillPainfully(vm->pid, true) < 0)
+        VIR_WARN("Unable to kill the new emulator process %lld of domain '%s'",
+                 (long long)vm->pid, vm->def->name);
+
+    vm->pid = old->pid;
+    priv->mon = g_steal_pointer(&old->mon);
+    virObjectLock(priv->mon);
+    qemuMonitorRegister(priv->mon);
+    virObjectUnlock(priv->mon);
+
+    virObjectUnref(priv->qemuCaps);
+    priv->qemuCaps = g_steal_pointer(&old->qemuCaps);
+    if (old->emulator) {
+        g_free(vm->def->emulator);
+        vm->def->emulator = g_steal_pointer(&old->emulator);
+    }
+
+    if (virPidFileWritePath(priv->pidfile, vm->pid) < 0)
+        VIR_WARN("Unable to write the PID file of domain '%s'", vm->def->name);
+    if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
+        VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
+}
+
+
+static void
+qemuReplaceOldClear(qemuReplaceOld *old)
+{
+    if (old->mon)
+        qemuMonitorClose(old->mon);
+    if (old->pid > 0 && virProcessKillPainfully(old->pid, true) < 0)
+        VIR_WARN("Unable to kill the old emulator process %lld",
+                 (long long)old->pid);
+    virObjectUnref(old->qemuCaps);
+    g_free(old->emulator);
+}
+
+
+/**
+ * qemuReplaceEmulator:
+ * @conn: connection of the caller
+ * @driver: qemu driver
+ * @vm: running or paused domain
+ * @emulator: emulator binary to run @vm on, or NULL for its own
+ *
+ * Replaces the emulator process of @vm with a new one started from the
+ * emulator binary as installed now, which maps the guest's RAM where it
+ * is: the old process saves only the device state (x-ignore-shared) and
+ * stays, paused, until the new one has loaded it; on any failure until
+ * then, the old process resumes the guest.
+ *
+ * Returns 0 on success, -1 with an error reported otherwise.
+ */
+int
+qemuReplaceEmulator(virConnectPtr conn,
+                    virQEMUDriver *driver,
+                    virDomainObj *vm,
+                    const char *emulator)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+    g_autoptr(qemuMigrationParams) migParams = qemuMigrationParamsNew();
+    g_autoptr(virQEMUCaps) newCaps = NULL;
+    qemuProcessIncomingDef *incoming = NULL;
+    qemuReplaceOld old = { 0 };
+    bool wasRunning = false;
+    bool detached = false;
+    VIR_AUTOCLOSE statefd = -1;
+    int ret = -1;
+
+    if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
+                                  VIR_DOMAIN_JOB_OPERATION_EMULATOR_REPLACE, 0) < 0)
+        return -1;
+
+    /* nothing else talks to the processes while they change */
+    qemuDomainObjSetAsyncJobMask(vm, VIR_JOB_NONE);
+
+    if (virDomainObjCheckActive(vm) < 0 ||
+        qemuReplaceCheck(driver, vm, emulator, &newCaps) < 0)
+        goto endjob;
+
+    qemuDomainJobSetStatsType(vm->job->current,
+                              QEMU_DOMAIN_JOB_STATS_TYPE_MIGRATION);
+    qemuMigrationParamsSetIgnoreShared(migParams);
+
+    if ((statefd = qemuReplaceStateFile(driver, vm)) < 0)
+        goto endjob;
+
+    if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
+        wasRunning = true;
+        if (qemuProcessStopCPUs(driver, vm, VIR_DOMAIN_PAUSED_MIGRATION,
+                                VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            goto endjob;
+    }
+
+    if (qemuMigrationSrcToFile(driver, vm, NULL, &statefd, NULL, migParams, 0,
+                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        goto endjob;
+
+    if (lseek(statefd, 0, SEEK_SET) < 0) {
+        virReportSystemError(errno, "%s",
+                             _("unable to rewind the device state"));
+        goto endjob;
+    }
+
+    qemuReplaceDetachOld(vm, &old);
+    detached = true;
+
+    priv->qemuCaps = g_steal_pointer(&newCaps);
+    if (emulator) {
+        old.emulator = g_steal_pointer(&vm->def->emulator);
+        vm->def->emulator = g_strdup(emulator);
+    }
+
+    if (!(incoming = qemuProcessIncomingDefNew(driver, vm, NULL, "stdio",
+                                               &statefd, NULL, NULL,
+                                               migParams)))
+        goto endjob;
+
+    if (qemuProcessPrepareHostReplace(vm) < 0 ||
+        qemuProcessLaunch(conn, driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
+                          incoming, NULL, VIR_NETDEV_VPORT_PROFILE_OP_RESTORE,
+                          VIR_QEMU_PROCESS_START_PAUSED |
+                          VIR_QEMU_PROCESS_START_REPLACE) < 0 ||
+        qemuMigrationDstRun(vm, incoming->uri, VIR_ASYNC_JOB_EMULATOR_REPLACE,
+                            migParams, 0) < 0 ||
+        qemuProcessRefreshState(driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        goto endjob;
+
+    qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
+
+    /* the new process runs the guest from here on */
+    detached = false;
+    qemuReplaceOldClear(&old);
+
+    if (wasRunning &&
+        qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATED,
+                             VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0) {
+        virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_API_ERROR);
+        goto endjob;
+    }
+
+    if (!wasRunning)
+        virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_USER);
+
+    if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
+        VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
+
+    /* the whole job, not only the saving of the device state, which
+     * completed the job statistics first */
+    qemuDomainJobDataUpdateTime(vm->job->current);
+    if (wasRunning)
+        qemuDomainJobDataUpdateDowntime(vm->job->current);
+    g_clear_pointer(&vm->job->completed, virDomainJobDataFree);
+    vm->job->completed = virDomainJobDataCopy(vm->job->current);
+    vm->job->completed->status = VIR_DOMAIN_JOB_STATUS_COMPLETED;
+    ret = 0;
+
+ endjob:
+    if (detached) {
+        virErrorPtr orig_err;
+
+        virErrorPreserveLast(&orig_err);
+        qemuReplaceAttachOld(driver, vm, &old);
+        virErrorRestore(&orig_err);
+    }
+
+    if (ret < 0 && virDomainObjIsActive(vm)) {
+        virErrorPtr orig_err;
+
+        virErrorPreserveLast(&orig_err);
+        if (qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            VIR_WARN("Unable to turn x-ignore-shared off for domain '%s'",
+                     vm->def->name);
+        if (wasRunning &&
+            virDomainObjGetState(vm, NULL) == VIR_DOMAIN_PAUSED &&
+            qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATION_CANCELED,
+                                 VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            VIR_WARN("Unable to resume domain '%s' on its old emulator process",
+                     vm->def->name);
+        virErrorRestore(&orig_err);
+    }
+
+    priv->replacedPid = 0;
+    qemuProcessIncomingDefFree(incoming);
+    virDomainObjEndAsyncJob(vm);
+    return ret;
+}
