@@ -130,7 +130,7 @@ wrapper loses-state '
 if incoming:
     i = next(i for i, a in enumerate(args) if "isa-serial" in a)
     del args[i - 1:i + 1]'
-expect_error "migration failure" "operation failed" \
+expect_error "migration failure" "load of migration failed" \
     virsh emulator-replace $dom --emulator "$emudir/loses-state"
 check_kept "migration failure"
 echo "failures: the guest kept running on pid $new"

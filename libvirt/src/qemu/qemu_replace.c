@@ -18,7 +18,7 @@
 
 #include <config.h>
 
-#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "qemu_replace.h"
@@ -29,11 +29,13 @@
 #include "qemu_process.h"
 #include "qemu_security.h"
 #include "qemu_template.h"
+#include "domain_audit.h"
 #include "virerror.h"
 #include "virfile.h"
 #include "virlog.h"
 #include "virpidfile.h"
 #include "virprocess.h"
+#include "virtime.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
@@ -171,32 +173,6 @@ qemuReplaceCheck(virQEMUDriver *driver,
 }
 
 
-/* A file in the daemon's own state directory, unlinked at once, for the
- * device state on its way from the old process to the new one. */
-static int
-qemuReplaceStateFile(virQEMUDriver *driver,
-                     virDomainObj *vm)
-{
-    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
-    g_autofree char *path = g_strdup_printf("%s/%s.replace-XXXXXX",
-                                            cfg->stateDir, vm->def->name);
-    int fd;
-
-    if ((fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, S_IRUSR | S_IWUSR)) < 0) {
-        virReportSystemError(errno, _("unable to create '%1$s'"), path);
-        return -1;
-    }
-
-    if (unlink(path) < 0) {
-        virReportSystemError(errno, _("unable to remove '%1$s'"), path);
-        VIR_FORCE_CLOSE(fd);
-        return -1;
-    }
-
-    return fd;
-}
-
-
 /* The emulator process being replaced: the daemon no longer talks to it,
  * but can take the guest back to it until the new one runs the guest. */
 typedef struct {
@@ -215,19 +191,29 @@ qemuReplaceDetachOld(virDomainObj *vm,
 
     old->pid = vm->pid;
     priv->replacedPid = vm->pid;
+    /* still registered: the device state leaves through it */
     old->mon = g_steal_pointer(&priv->mon);
     old->qemuCaps = g_steal_pointer(&priv->qemuCaps);
-
-    /* no events of the old process reach the domain any more */
-    virObjectLock(old->mon);
-    qemuMonitorUnregister(old->mon);
-    virObjectUnlock(old->mon);
 
     if (priv->agent) {
         qemuAgentClose(priv->agent);
         priv->agent = NULL;
         priv->agentError = false;
     }
+}
+
+
+/* Swaps the monitor of the domain with the one @old keeps: the monitor
+ * functions of the domain then talk to the other process. */
+static void
+qemuReplaceSwapMonitor(virDomainObj *vm,
+                       qemuReplaceOld *old)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    qemuMonitor *mon = priv->mon;
+
+    priv->mon = old->mon;
+    old->mon = mon;
 }
 
 
@@ -256,9 +242,6 @@ qemuReplaceAttachOld(virQEMUDriver *driver,
 
     vm->pid = old->pid;
     priv->mon = g_steal_pointer(&old->mon);
-    virObjectLock(priv->mon);
-    qemuMonitorRegister(priv->mon);
-    virObjectUnlock(priv->mon);
 
     virObjectUnref(priv->qemuCaps);
     priv->qemuCaps = g_steal_pointer(&old->qemuCaps);
@@ -271,6 +254,102 @@ qemuReplaceAttachOld(virQEMUDriver *driver,
         VIR_WARN("Unable to write the PID file of domain '%s'", vm->def->name);
     if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
         VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
+
+    /* its EOF was not the domain's while it was detached */
+    if (virProcessKill(vm->pid, 0) < 0) {
+        VIR_WARN("The emulator process of domain '%s' died while it was being replaced",
+                 vm->def->name);
+        qemuProcessStop(driver, vm, VIR_DOMAIN_SHUTOFF_CRASHED,
+                        VIR_ASYNC_JOB_EMULATOR_REPLACE, 0);
+        virDomainAuditStop(vm, "failed");
+        virObjectEventStateQueue(driver->domainEventState,
+                                 virDomainEventLifecycleNewFromObj(vm,
+                                     VIR_DOMAIN_EVENT_STOPPED,
+                                     VIR_DOMAIN_EVENT_STOPPED_FAILED));
+    }
+}
+
+
+/* Starts loading the device state in the new process, which is the
+ * domain's: it arrives once the old process sends it. */
+static int
+qemuReplaceStartIncoming(virDomainObj *vm,
+                         const char *uri,
+                         qemuMigrationParams *migParams)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    int rc;
+
+    if (qemuMigrationParamsApply(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
+                                 migParams, 0) < 0 ||
+        qemuDomainObjEnterMonitorAsync(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        return -1;
+
+    rc = qemuMonitorMigrateIncoming(priv->mon, uri, VIR_TRISTATE_BOOL_ABSENT);
+    qemuDomainObjExitMonitor(vm);
+    return rc;
+}
+
+
+/* Waits for the migration of the domain's process to complete, @sending
+ * the device state or loading it: asked, as the migration events of both
+ * processes reach the domain. */
+static int
+qemuReplaceWaitForMigration(virDomainObj *vm,
+                            bool sending)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    while (true) {
+        qemuMonitorMigrationStats stats = { 0 };
+        g_autofree char *error = NULL;
+        unsigned long long now;
+        int rc;
+
+        if (qemuDomainObjEnterMonitorAsync(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            return -1;
+        rc = qemuMonitorGetMigrationStats(priv->mon, &stats, &error);
+        qemuDomainObjExitMonitor(vm);
+        if (rc < 0)
+            return -1;
+
+        switch ((qemuMonitorMigrationStatus) stats.status) {
+        case QEMU_MONITOR_MIGRATION_STATUS_COMPLETED:
+            return 0;
+
+        case QEMU_MONITOR_MIGRATION_STATUS_ERROR:
+        case QEMU_MONITOR_MIGRATION_STATUS_CANCELLING:
+        case QEMU_MONITOR_MIGRATION_STATUS_CANCELLED:
+            if (sending)
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("the emulator process being replaced failed to send the device state: %1$s"),
+                               NULLSTR(error));
+            else
+                virReportError(VIR_ERR_OPERATION_FAILED,
+                               _("the new emulator process failed to load the device state: %1$s"),
+                               NULLSTR(error));
+            return -1;
+
+        case QEMU_MONITOR_MIGRATION_STATUS_INACTIVE:
+        case QEMU_MONITOR_MIGRATION_STATUS_SETUP:
+        case QEMU_MONITOR_MIGRATION_STATUS_ACTIVE:
+        case QEMU_MONITOR_MIGRATION_STATUS_PRE_SWITCHOVER:
+        case QEMU_MONITOR_MIGRATION_STATUS_DEVICE:
+        case QEMU_MONITOR_MIGRATION_STATUS_POSTCOPY:
+        case QEMU_MONITOR_MIGRATION_STATUS_POSTCOPY_PAUSED:
+        case QEMU_MONITOR_MIGRATION_STATUS_POSTCOPY_RECOVER:
+        case QEMU_MONITOR_MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP:
+        case QEMU_MONITOR_MIGRATION_STATUS_WAIT_UNPLUG:
+        case QEMU_MONITOR_MIGRATION_STATUS_LAST:
+            break;
+        }
+
+        if (virTimeMillisNow(&now) < 0 ||
+            virDomainObjWaitUntil(vm, now + 5) < 0)
+            return -1;
+        if (virDomainObjCheckActive(vm) < 0)
+            return -1;
+    }
 }
 
 
@@ -296,9 +375,11 @@ qemuReplaceOldClear(qemuReplaceOld *old)
  *
  * Replaces the emulator process of @vm with a new one started from the
  * emulator binary as installed now, which maps the guest's RAM where it
- * is: the old process saves only the device state (x-ignore-shared) and
- * stays, paused, until the new one has loaded it; on any failure until
- * then, the old process resumes the guest.
+ * is. The new process is launched, waiting for the device state, while
+ * the old one still runs the guest; then the guest pauses while the old
+ * process sends the device state (x-ignore-shared) over a socket pair to
+ * the new one, which resumes it. On any failure until then, the new
+ * process is killed and the old one resumes the guest.
  *
  * Returns 0 on success, -1 with an error reported otherwise.
  */
@@ -316,7 +397,8 @@ qemuReplaceEmulator(virConnectPtr conn,
     qemuReplaceOld old = { 0 };
     bool wasRunning = false;
     bool detached = false;
-    VIR_AUTOCLOSE statefd = -1;
+    bool onOld = false;
+    int pair[2] = { -1, -1 };
     int ret = -1;
 
     if (virDomainObjBeginAsyncJob(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
@@ -334,23 +416,9 @@ qemuReplaceEmulator(virConnectPtr conn,
                               QEMU_DOMAIN_JOB_STATS_TYPE_MIGRATION);
     qemuMigrationParamsSetIgnoreShared(migParams);
 
-    if ((statefd = qemuReplaceStateFile(driver, vm)) < 0)
-        goto endjob;
-
-    if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
-        wasRunning = true;
-        if (qemuProcessStopCPUs(driver, vm, VIR_DOMAIN_PAUSED_MIGRATION,
-                                VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
-            goto endjob;
-    }
-
-    if (qemuMigrationSrcToFile(driver, vm, NULL, &statefd, NULL, migParams, 0,
-                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
-        goto endjob;
-
-    if (lseek(statefd, 0, SEEK_SET) < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
         virReportSystemError(errno, "%s",
-                             _("unable to rewind the device state"));
+                             _("unable to create a socket pair for the device state"));
         goto endjob;
     }
 
@@ -364,7 +432,7 @@ qemuReplaceEmulator(virConnectPtr conn,
     }
 
     if (!(incoming = qemuProcessIncomingDefNew(driver, vm, NULL, "stdio",
-                                               &statefd, NULL, NULL,
+                                               &pair[0], NULL, NULL,
                                                migParams)))
         goto endjob;
 
@@ -373,8 +441,30 @@ qemuReplaceEmulator(virConnectPtr conn,
                           incoming, NULL, VIR_NETDEV_VPORT_PROFILE_OP_RESTORE,
                           VIR_QEMU_PROCESS_START_PAUSED |
                           VIR_QEMU_PROCESS_START_REPLACE) < 0 ||
-        qemuMigrationDstRun(vm, incoming->uri, VIR_ASYNC_JOB_EMULATOR_REPLACE,
-                            migParams, 0) < 0 ||
+        qemuReplaceStartIncoming(vm, incoming->uri, migParams) < 0)
+        goto endjob;
+    VIR_FORCE_CLOSE(pair[0]);
+
+    /* the guest pauses from here until the new process resumes it */
+    qemuReplaceSwapMonitor(vm, &old);
+    onOld = true;
+
+    if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
+        wasRunning = true;
+        if (qemuProcessStopCPUs(driver, vm, VIR_DOMAIN_PAUSED_MIGRATION,
+                                VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            goto endjob;
+    }
+
+    if (qemuMigrationSrcToFile(driver, vm, NULL, &pair[1], NULL, migParams, 0,
+                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
+        qemuReplaceWaitForMigration(vm, true) < 0)
+        goto endjob;
+
+    qemuReplaceSwapMonitor(vm, &old);
+    onOld = false;
+
+    if (qemuReplaceWaitForMigration(vm, false) < 0 ||
         qemuProcessRefreshState(driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
         goto endjob;
 
@@ -397,7 +487,7 @@ qemuReplaceEmulator(virConnectPtr conn,
     if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
         VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
 
-    /* the whole job, not only the saving of the device state, which
+    /* the whole job, not only the sending of the device state, which
      * completed the job statistics first */
     qemuDomainJobDataUpdateTime(vm->job->current);
     if (wasRunning)
@@ -408,6 +498,9 @@ qemuReplaceEmulator(virConnectPtr conn,
     ret = 0;
 
  endjob:
+    if (onOld)
+        qemuReplaceSwapMonitor(vm, &old);
+
     if (detached) {
         virErrorPtr orig_err;
 
@@ -432,6 +525,8 @@ qemuReplaceEmulator(virConnectPtr conn,
         virErrorRestore(&orig_err);
     }
 
+    VIR_FORCE_CLOSE(pair[0]);
+    VIR_FORCE_CLOSE(pair[1]);
     priv->replacedPid = 0;
     qemuProcessIncomingDefFree(incoming);
     virDomainObjEndAsyncJob(vm);
