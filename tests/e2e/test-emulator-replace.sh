@@ -1,15 +1,17 @@
 #!/bin/sh
-# virsh emulator-replace: a running guest moves to a new QEMU process
-# started from its emulator binary as installed now, with its RAM where it
-# is: the heartbeat and the data checksum go on, no reboot, and the new
-# process runs the new file. A paused guest stays paused. Refusals come
-# first and change nothing; a new process that fails to start or to load
-# the state leaves the guest running on the old one.
+# virsh emulator-replace: a running guest with a qcow2 disk moves to a new
+# QEMU process started from its emulator binary as installed now, with its
+# RAM where it is: the heartbeat, the data checksum and the disk's writes
+# go on, no reboot, and the new process runs the new file. A paused guest
+# stays paused; a template producer (template memory) moves as well.
+# Refusals come first and change nothing; a new process that fails to
+# start or to load the state leaves the guest running on the old one.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
 dom=e2e-replace
 plain=e2e-replace-plain
+disk="$E2E_DIR/$dom.qcow2"
 emudir="$E2E_DIR/emulator"
 emu="$emudir/qemu-system-x86_64"
 stamped="$E2E_DIR/$dom.stamped"
@@ -18,7 +20,7 @@ cleanup() {
     cleanup_domain $dom
     cleanup_domain $plain
     cleanup_template e2e-replace-tmpl
-    rm -rf "$emudir" "$stamped"
+    rm -rf "$emudir" "$stamped" "$disk"
 }
 trap cleanup EXIT
 cleanup
@@ -59,7 +61,8 @@ mkdir -p "$emudir"
 chmod 0755 "$emudir"
 install_emulator
 
-boot_guest $dom --file-memory --fill 32 --period 0.2 --emulator "$emu"
+qemu-img create -q -f qcow2 "$disk" 16M
+boot_guest $dom --file-memory --fill 32 --period 0.2 --emulator "$emu" --disk "$disk"
 sum=$(heartbeat_after "$E2E_DIR/$dom.console" 1 60 | sed 's/.* sum=\([^ ]*\) .*/\1/')
 [ "$sum" != none ] || fail "no data checksum"
 
@@ -88,6 +91,9 @@ after=$(heartbeat_after "$E2E_DIR/$dom.console" $((before + 10)) 60) ||
     fail "the guest stopped after the replacement"
 [ "$(ready_count $dom)" = 1 ] || fail "the guest rebooted"
 echo "$after" | grep -q " sum=$sum " || fail "the data changed: $after (was sum=$sum)"
+# each heartbeat writes its rand to the disk and reads it back
+echo "$after" | awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^disk=/) d = substr($i, 6); if ($i ~ /^rand=/) r = substr($i, 6) } }
+                     END { exit !(d == r) }' || fail "the disk did not read back its write: $after"
 kill "$stamper"
 stamper=
 # the longest pause between heartbeats around the replacement: the
@@ -141,7 +147,11 @@ expect_error "RAM not in shared files" "it needs <memoryBacking> with <source ty
     virsh emulator-replace $plain
 virsh destroy $plain >/dev/null
 expect_error "not running" "domain is not running" virsh emulator-replace $plain
+# a template producer moves too, and can become a template afterwards
 boot_guest e2e-replace-tmpl --template
+virsh emulator-replace e2e-replace-tmpl >/dev/null || fail "emulator-replace of a template producer failed"
+last=$(last_heartbeat "$E2E_DIR/e2e-replace-tmpl.console" | sed 's/^HEARTBEAT n=\([0-9]*\) .*/\1/')
+heartbeat_after "$E2E_DIR/e2e-replace-tmpl.console" "$last" 30 >/dev/null || fail "template producer: no heartbeat after"
 virsh template-create e2e-replace-tmpl >/dev/null
 clone=$(virsh clone-from-template e2e-replace-tmpl | head -n 1)
 expect_error "clone of a template" "is a clone of a VM template: its RAM is private" \
