@@ -5,7 +5,8 @@ guest, in one session on the built tree (see bench/README.md).
   bench/bench.py [--runs N] [--sizes MiB,...] [--density-max N] [--skip PART,...]
 
 Parts: start (start to running, template-create against save, per size),
-fanout, density, phases.  Results go to bench/results/: report.md,
+fanout, density, phases, replace (emulator-replace against managedsave and
+start, 256 MiB and 4 GiB).  Results go to bench/results/: report.md,
 results.json, start.png, density.png.  Progress goes to stderr.  It never
 fails on a number: it measures and reports."""
 
@@ -135,13 +136,16 @@ def size_of(path):
         return 0
 
 
-def guest_xml(name, memory, period, template=None):
-    """Write the test guest's XML; template is None, 'disk' or 'tmpfs'."""
+def guest_xml(name, memory, period, template=None, file_memory=False):
+    """Write the test guest's XML; template is None, 'disk' or 'tmpfs';
+    file_memory gives it RAM in a file mapped shared."""
     args = [os.path.join(ROOT, "tests", "guest", "domxml.sh"), name, console_of(name),
             "--memory", str(memory), "--fill", str(memory // 2),
             "--period", period, "--no-verify"]
     if template:
         args.append("--template")
+    if file_memory:
+        args.append("--file-memory")
     xml = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     path = os.path.join(WORK, name + ".xml")
     with open(path, "w") as f:
@@ -402,6 +406,103 @@ def bench_start(size, runs, clone_api, results, skip, warm_restore):
     res["raw"] = list(raw_qemu_clone.clone_times(os.path.join(guest, "vmlinuz"),
                                                  os.path.join(guest, "initrd.img"),
                                                  size, size // 2, PERIOD, runs))
+
+
+class Beats(threading.Thread):
+    """Notes when each heartbeat line appears on a console, until stopped."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.times = []
+        self.stopped = threading.Event()
+        self.start()
+
+    def run(self):
+        offset = size_of(self.path)
+        rest = ""
+        while not self.stopped.is_set():
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+            offset += len(data)
+            lines = (rest + data.decode(errors="replace").replace("\r", "")).split("\n")
+            rest = lines.pop()
+            now = time.monotonic()
+            self.times += [now for line in lines if BEAT.match(line)]
+            time.sleep(0.002)
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+    def longest_gap(self, start, end):
+        """Longest time in ms between heartbeats around [start, end]."""
+        times = [t for t in self.times if start - 2 <= t <= end + 2]
+        return max((b - a for a, b in zip(times, times[1:])), default=float("nan")) * 1000
+
+
+class MemPeak(threading.Thread):
+    """Highest host memory used while it runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stopped = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            self.peak = max(self.peak, mem_used()[0])
+            time.sleep(0.005)
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+        return self.peak
+
+
+def job_downtime(name):
+    out = virsh("domjobinfo", name, "--completed")
+    found = re.search(r"^Total downtime:\s+(\d+)\s+ms", out, re.M)
+    if not found:
+        raise BenchError("no downtime in the completed job of %s: %s" % (name, out))
+    return int(found.group(1))
+
+
+def bench_replace(size, runs, results):
+    """virsh emulator-replace of a running guest with RAM in a shared file,
+    against managedsave and start of the same guest, run by run."""
+    res = results.setdefault("replace", {}).setdefault(str(size), {})
+    name = "bench-replace-%d" % size
+    virsh("define", guest_xml(name, size, "0.05", file_memory=True))
+    virsh("start", name)
+    wait_console(console_of(name), READY)
+    wait_console(console_of(name), BEAT)
+    downtime, gap, call, added, save_start = [], [], [], [], []
+    for run in range(runs):
+        progress("replace %d MiB, run %d" % (size, run + 1))
+        beats = Beats(console_of(name))
+        time.sleep(1)
+        before = mem_used()[0]
+        peak = MemPeak()
+        start = time.monotonic()
+        virsh("emulator-replace", name)
+        end = time.monotonic()
+        added.append(peak.stop() - before)
+        time.sleep(1)
+        beats.stop()
+        call.append((end - start) * 1000)
+        gap.append(beats.longest_gap(start, end))
+        downtime.append(job_downtime(name))
+
+        start = time.monotonic()
+        virsh("managedsave", name)
+        os.unlink(console_of(name))
+        virsh("start", name)
+        save_start.append((wait_console(console_of(name), BEAT) - start) * 1000)
+    res.update(downtime=downtime, gap=gap, call=call, added=added, save_start=save_start)
+    remove_domain(name)
 
 
 def bench_fanout(size, clone_api, results, width=16):
@@ -722,6 +823,32 @@ def report(results, runs):
                        "the cap of " if dens["clone_fit_capped"] else "", dens["clone_fit"],
                        dens["clone_fit_available"] / GIB,
                        dens["clone_fit"] / max(1, dens["cold_fit"])), ""]
+    rep = results.get("replace", {})
+    if rep:
+        sizes = sorted(rep, key=int)
+        out += ["## Replacing a running guest's QEMU (`virsh emulator-replace`; ms)", "",
+                "RAM in a file mapped shared, half filled; against `virsh managedsave` and "
+                "`virsh start` of the same guest to its next heartbeat, run by run.", "",
+                "| | " + " | ".join("%s MiB" % s for s in sizes) + " |",
+                "|---|" + "---|" * len(sizes)]
+        rows = [("downtime (the job's completed statistics)", "downtime"),
+                ("longest pause between heartbeats (every 50 ms)", "gap"),
+                ("`virsh emulator-replace` returns", "call"),
+                ("`managedsave` + `start` to the next heartbeat", "save_start")]
+        for label, key in rows:
+            out.append("| %s | %s |" % (label, " | ".join(fmt(median(rep[s][key])) for s in sizes)))
+        out.append("| host memory added while both QEMUs exist (peak, MiB) | %s |"
+                   % " | ".join("%.0f" % (median(rep[s]["added"]) / (1 << 20)) for s in sizes))
+        out += ["", "| ratio | value | target |", "|---|---|---|"]
+        if "256" in rep and "4096" in rep:
+            out.append("| downtime 4 GiB / 256 MiB (medians) | %.2f | at most 1.5 |"
+                       % (median(rep["4096"]["downtime"]) / median(rep["256"]["downtime"])))
+            out.append("| heartbeat gap 4 GiB / 256 MiB (medians) | %.2f | at most 1.5 |"
+                       % (median(rep["4096"]["gap"]) / median(rep["256"]["gap"])))
+        for s in sizes:
+            out.append("| %s MiB: downtime / (managedsave + start) | %.3f | at most 0.1 at 4 GiB |"
+                       % (s, pair_ratio(rep[s]["downtime"], rep[s]["save_start"])))
+        out.append("")
     ph = results.get("phases")
     if ph:
         out += ["## Where a start's time goes (daemon debug log, 256 MiB guest, one start each)", ""]
@@ -789,7 +916,8 @@ def main():
     parser.add_argument("--warm-restore", action="store_true",
                         help="read the save image into the page cache before each restore")
     parser.add_argument("--skip", default="",
-                        help="parts to leave out: start,boot,create,fanout,density,phases")
+                        help="parts to leave out: start,boot,create,fanout,density,"
+                        "phases,replace")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -813,6 +941,9 @@ def main():
                 remove_bench_domains()
         elif "fanout" not in skip:
             raise BenchError("the fan-out uses a template of the start part")
+        if "replace" not in skip:
+            for size in (256, 4096):
+                bench_replace(size, args.runs, results)
         if "phases" not in skip:
             bench_phases(clone_api, results)
         if "density" not in skip:

@@ -104,6 +104,12 @@ gap=$(awk '/ HEARTBEAT / { if (last) { d = $1 - last; if (d > max) max = d } las
     fail "the heartbeat paused $gap ms, downtime $downtime ms"
 echo "replaced: pid $old -> $new (runs inode $inode), downtime $downtime ms, longest heartbeat gap $gap ms, heartbeat n=$before -> $(echo "$after" | cut -d' ' -f2), sum=$sum"
 
+# the daemon finds the new process again after a restart
+restart_daemon
+[ "$(virsh domstate $dom)" = running ] || fail "after a daemon restart: $(virsh domstate $dom)"
+[ "$(qemu_pid $dom)" = "$new" ] || fail "after a daemon restart: another process"
+echo "daemon restart: reconnected to pid $new"
+
 # a paused guest stays paused and runs on when resumed
 virsh suspend $dom >/dev/null
 old=$new

@@ -139,6 +139,13 @@ qemuReplaceCheck(virQEMUDriver *driver,
         qemuReplaceCheckDevices(vm->def) < 0)
         return -1;
 
+    /* QEMU touches preallocated RAM as it starts, under the running guest */
+    if (vm->def->mem.allocation == VIR_DOMAIN_MEMORY_ALLOCATION_IMMEDIATE) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("RAM allocated in full at start (<allocation mode='immediate'/>) cannot be mapped by a second emulator process under the running guest"));
+        return -1;
+    }
+
     if (!qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
                        _("QEMU does not support the 'x-ignore-shared' migration capability"));
@@ -179,6 +186,8 @@ typedef struct {
     pid_t pid;
     qemuMonitor *mon;
     virQEMUCaps *qemuCaps;
+    virBitmap *migrationCaps;
+    virDomainChrSourceDef *monConfig;
     char *emulator;
 } qemuReplaceOld;
 
@@ -194,6 +203,7 @@ qemuReplaceDetachOld(virDomainObj *vm,
     /* still registered: the device state leaves through it */
     old->mon = g_steal_pointer(&priv->mon);
     old->qemuCaps = g_steal_pointer(&priv->qemuCaps);
+    old->migrationCaps = g_steal_pointer(&priv->migrationCaps);
 
     if (priv->agent) {
         qemuAgentClose(priv->agent);
@@ -203,17 +213,60 @@ qemuReplaceDetachOld(virDomainObj *vm,
 }
 
 
-/* Swaps the monitor of the domain with the one @old keeps: the monitor
- * functions of the domain then talk to the other process. */
+/* Swaps the monitor of the domain, and what the domain knows of its
+ * process's capabilities, with those @old keeps: the monitor functions of
+ * the domain then talk to the other process. */
 static void
 qemuReplaceSwapMonitor(virDomainObj *vm,
                        qemuReplaceOld *old)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     qemuMonitor *mon = priv->mon;
+    virQEMUCaps *qemuCaps = priv->qemuCaps;
+    virBitmap *migrationCaps = priv->migrationCaps;
 
     priv->mon = old->mon;
+    priv->qemuCaps = old->qemuCaps;
+    priv->migrationCaps = old->migrationCaps;
     old->mon = mon;
+    old->qemuCaps = qemuCaps;
+    old->migrationCaps = migrationCaps;
+}
+
+
+/* The new process gets a monitor socket of its own: the old one's stays
+ * where the daemon finds it again if the domain goes back to it. */
+static void
+qemuReplaceMonitorConfig(virQEMUDriver *driver,
+                         virDomainObj *vm,
+                         qemuReplaceOld *old)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autofree char *first = g_strdup_printf("%s/monitor.sock", priv->libDir);
+    const char *name = "monitor.sock";
+
+    if (STREQ(priv->monConfig->data.nix.path, first))
+        name = "monitor-replaced.sock";
+
+    old->monConfig = g_steal_pointer(&priv->monConfig);
+    priv->monConfig = virDomainChrSourceDefNew(driver->xmlopt);
+    priv->monConfig->type = VIR_DOMAIN_CHR_TYPE_UNIX;
+    priv->monConfig->data.nix.listen = true;
+    priv->monConfig->data.nix.path = g_strdup_printf("%s/%s", priv->libDir, name);
+}
+
+
+/* Removes the monitor socket of a process that no longer runs. */
+static void
+qemuReplaceMonitorConfigDrop(virDomainChrSourceDef **monConfig)
+{
+    if (!*monConfig)
+        return;
+
+    if (unlink((*monConfig)->data.nix.path) < 0 && errno != ENOENT)
+        VIR_WARN("Unable to remove '%s': %s",
+                 (*monConfig)->data.nix.path, g_strerror(errno));
+    g_clear_pointer(monConfig, virObjectUnref);
 }
 
 
@@ -245,6 +298,12 @@ qemuReplaceAttachOld(virQEMUDriver *driver,
 
     virObjectUnref(priv->qemuCaps);
     priv->qemuCaps = g_steal_pointer(&old->qemuCaps);
+    virBitmapFree(priv->migrationCaps);
+    priv->migrationCaps = g_steal_pointer(&old->migrationCaps);
+    if (old->monConfig) {
+        qemuReplaceMonitorConfigDrop(&priv->monConfig);
+        priv->monConfig = g_steal_pointer(&old->monConfig);
+    }
     if (old->emulator) {
         g_free(vm->def->emulator);
         vm->def->emulator = g_steal_pointer(&old->emulator);
@@ -361,7 +420,9 @@ qemuReplaceOldClear(qemuReplaceOld *old)
     if (old->pid > 0 && virProcessKillPainfully(old->pid, true) < 0)
         VIR_WARN("Unable to kill the old emulator process %lld",
                  (long long)old->pid);
+    qemuReplaceMonitorConfigDrop(&old->monConfig);
     virObjectUnref(old->qemuCaps);
+    virBitmapFree(old->migrationCaps);
     g_free(old->emulator);
 }
 
@@ -436,6 +497,8 @@ qemuReplaceEmulator(virConnectPtr conn,
                                                migParams)))
         goto endjob;
 
+    qemuReplaceMonitorConfig(driver, vm, &old);
+
     if (qemuProcessPrepareHostReplace(vm) < 0 ||
         qemuProcessLaunch(conn, driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
                           incoming, NULL, VIR_NETDEV_VPORT_PROFILE_OP_RESTORE,
@@ -464,25 +527,27 @@ qemuReplaceEmulator(virConnectPtr conn,
     qemuReplaceSwapMonitor(vm, &old);
     onOld = false;
 
+    /* the RAM goes into the stream again for whatever saves it later */
     if (qemuReplaceWaitForMigration(vm, false) < 0 ||
-        qemuProcessRefreshState(driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
+        (wasRunning &&
+         qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATED,
+                              VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0))
         goto endjob;
 
-    qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
+    if (wasRunning)
+        qemuDomainJobDataUpdateDowntime(vm->job->current);
 
     /* the new process runs the guest from here on */
     detached = false;
     qemuReplaceOldClear(&old);
-
-    if (wasRunning &&
-        qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATED,
-                             VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0) {
-        virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_API_ERROR);
-        goto endjob;
-    }
+    qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
 
     if (!wasRunning)
         virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_USER);
+
+    if (qemuProcessRefreshState(driver, vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        VIR_WARN("Unable to refresh the device state of domain '%s'", vm->def->name);
 
     if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
         VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
@@ -490,8 +555,6 @@ qemuReplaceEmulator(virConnectPtr conn,
     /* the whole job, not only the sending of the device state, which
      * completed the job statistics first */
     qemuDomainJobDataUpdateTime(vm->job->current);
-    if (wasRunning)
-        qemuDomainJobDataUpdateDowntime(vm->job->current);
     g_clear_pointer(&vm->job->completed, virDomainJobDataFree);
     vm->job->completed = virDomainJobDataCopy(vm->job->current);
     vm->job->completed->status = VIR_DOMAIN_JOB_STATUS_COMPLETED;
