@@ -182,14 +182,15 @@ qemuReplaceCheck(virQEMUDriver *driver,
 
 /* The emulator process being replaced: the daemon no longer talks to it,
  * but can take the guest back to it until the new one runs the guest. */
-typedef struct {
+typedef struct _qemuReplaceOld qemuReplaceOld;
+struct _qemuReplaceOld {
     pid_t pid;
     qemuMonitor *mon;
     virQEMUCaps *qemuCaps;
     virBitmap *migrationCaps;
     virDomainChrSourceDef *monConfig;
     char *emulator;
-} qemuReplaceOld;
+};
 
 
 static void
@@ -540,6 +541,7 @@ qemuReplaceEmulator(virConnectPtr conn,
 
     /* the new process runs the guest from here on */
     detached = false;
+    priv->replacedPid = 0;
     qemuReplaceOldClear(&old);
     qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
 
