@@ -338,18 +338,29 @@ qemuReplaceStartIncoming(virDomainObj *vm,
                          qemuMigrationParams *migParams)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
+    virTristateBool exitOnError = VIR_TRISTATE_BOOL_ABSENT;
     int rc;
+
+    /* a failed load is reported by the process, which stays to say why */
+    if (virQEMUCapsGet(priv->qemuCaps, QEMU_CAPS_MIGRATE_INCOMING_EXIT_ON_ERROR))
+        exitOnError = VIR_TRISTATE_BOOL_NO;
 
     if (qemuMigrationParamsApply(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE,
                                  migParams, 0) < 0 ||
         qemuDomainObjEnterMonitorAsync(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
         return -1;
 
-    rc = qemuMonitorMigrateIncoming(priv->mon, uri, VIR_TRISTATE_BOOL_ABSENT);
+    rc = qemuMonitorSetDBusVMStateIdList(priv->mon, priv->dbusVMStateIds);
+    if (rc == 0)
+        rc = qemuMonitorMigrateIncoming(priv->mon, uri, exitOnError);
     qemuDomainObjExitMonitor(vm);
     return rc;
 }
 
+
+/* The device state is a few hundred kilobytes: a process that has not
+ * moved it by then is stuck, and the guest must not stay paused. */
+#define QEMU_REPLACE_MIGRATION_TIMEOUT_MS (60 * 1000)
 
 /* Waits for the migration of the domain's process to complete, @sending
  * the device state or loading it: asked, as the migration events of both
@@ -359,6 +370,11 @@ qemuReplaceWaitForMigration(virDomainObj *vm,
                             bool sending)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
+    unsigned long long deadline;
+
+    if (virTimeMillisNow(&deadline) < 0)
+        return -1;
+    deadline += QEMU_REPLACE_MIGRATION_TIMEOUT_MS;
 
     while (true) {
         qemuMonitorMigrationStats stats = { 0 };
@@ -404,8 +420,14 @@ qemuReplaceWaitForMigration(virDomainObj *vm,
             break;
         }
 
-        if (virTimeMillisNow(&now) < 0 ||
-            virDomainObjWaitUntil(vm, now + 5) < 0)
+        if (virTimeMillisNow(&now) < 0)
+            return -1;
+        if (now > deadline) {
+            virReportError(VIR_ERR_OPERATION_TIMEOUT, "%s",
+                           _("the device state did not move from the old emulator process to the new one in time"));
+            return -1;
+        }
+        if (virDomainObjWaitUntil(vm, now + 5) < 0)
             return -1;
         if (virDomainObjCheckActive(vm) < 0)
             return -1;
@@ -478,11 +500,17 @@ qemuReplaceEmulator(virConnectPtr conn,
                               QEMU_DOMAIN_JOB_STATS_TYPE_MIGRATION);
     qemuMigrationParamsSetIgnoreShared(migParams);
 
+    /* labelled as the sockets the domain's QEMU uses for a migration */
+    if (qemuSecuritySetSocketLabel(driver->securityManager, vm->def) < 0)
+        goto endjob;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
         virReportSystemError(errno, "%s",
                              _("unable to create a socket pair for the device state"));
+        ignore_value(qemuSecurityClearSocketLabel(driver->securityManager, vm->def));
         goto endjob;
     }
+    if (qemuSecurityClearSocketLabel(driver->securityManager, vm->def) < 0)
+        goto endjob;
 
     qemuReplaceDetachOld(vm, &old);
     detached = true;
