@@ -31,6 +31,7 @@
 #include "qemu_template.h"
 #include "domain_audit.h"
 #include "virerror.h"
+#include "viralloc.h"
 #include "virfile.h"
 #include "virlog.h"
 #include "virpidfile.h"
@@ -250,6 +251,7 @@ qemuReplaceMonitorConfig(virQEMUDriver *driver,
         name = "monitor-replaced.sock";
 
     old->monConfig = g_steal_pointer(&priv->monConfig);
+    priv->replacedMonitor = g_strdup(old->monConfig->data.nix.path);
     priv->monConfig = virDomainChrSourceDefNew(driver->xmlopt);
     priv->monConfig->type = VIR_DOMAIN_CHR_TYPE_UNIX;
     priv->monConfig->data.nix.listen = true;
@@ -309,6 +311,10 @@ qemuReplaceAttachOld(virQEMUDriver *driver,
         g_free(vm->def->emulator);
         vm->def->emulator = g_steal_pointer(&old->emulator);
     }
+
+    priv->replacedPid = 0;
+    VIR_FREE(priv->replacedMonitor);
+    priv->replaceSwitched = false;
 
     if (virPidFileWritePath(priv->pidfile, vm->pid) < 0)
         VIR_WARN("Unable to write the PID file of domain '%s'", vm->def->name);
@@ -556,9 +562,17 @@ qemuReplaceEmulator(virConnectPtr conn,
     qemuReplaceSwapMonitor(vm, &old);
     onOld = false;
 
+    if (qemuReplaceWaitForMigration(vm, false) < 0)
+        goto endjob;
+
+    /* The old process sent the device state and cannot run the guest on:
+     * a daemon that dies from here finds the guest in the new one. */
+    priv->replaceSwitched = true;
+    if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
+        goto endjob;
+
     /* the RAM goes into the stream again for whatever saves it later */
-    if (qemuReplaceWaitForMigration(vm, false) < 0 ||
-        qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
+    if (qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
         (wasRunning &&
          qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATED,
                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0))
@@ -569,8 +583,10 @@ qemuReplaceEmulator(virConnectPtr conn,
 
     /* the new process runs the guest from here on */
     detached = false;
-    priv->replacedPid = 0;
     qemuReplaceOldClear(&old);
+    priv->replacedPid = 0;
+    VIR_FREE(priv->replacedMonitor);
+    priv->replaceSwitched = false;
     qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
 
     if (!wasRunning)
@@ -620,8 +636,64 @@ qemuReplaceEmulator(virConnectPtr conn,
 
     VIR_FORCE_CLOSE(pair[0]);
     VIR_FORCE_CLOSE(pair[1]);
-    priv->replacedPid = 0;
     qemuProcessIncomingDefFree(incoming);
     virDomainObjEndAsyncJob(vm);
     return ret;
+}
+
+
+/* Whether @pid is an emulator process of the domain named @name. */
+static bool
+qemuReplaceIsDomainProcess(pid_t pid,
+                           const char *name)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%lld/cmdline", (long long)pid);
+    g_autofree char *cmdline = NULL;
+    g_autofree char *arg = g_strdup_printf("guest=%s,", name);
+    int len;
+    size_t i;
+
+    if ((len = virFileReadAllQuiet(path, 64 * 1024, &cmdline)) <= 0)
+        return false;
+
+    for (i = 0; i < len; i += strlen(cmdline + i) + 1) {
+        if (STRPREFIX(cmdline + i, arg))
+            return true;
+    }
+    return false;
+}
+
+
+/**
+ * qemuReplaceRecover:
+ * @vm: domain whose emulator-replace job a daemon that died left
+ *
+ * Kills the process of the job that does not have the guest, whichever
+ * it is (qemuDomainObjPrivateXMLParse() decided), and removes its monitor
+ * socket; recovering the job as a save's then resumes the guest where it
+ * was paused for the job.
+ */
+void
+qemuReplaceRecover(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    if (priv->replaceStalePid > 0 &&
+        priv->replaceStalePid != vm->pid &&
+        qemuReplaceIsDomainProcess(priv->replaceStalePid, vm->def->name)) {
+        VIR_INFO("Killing process %lld left by replacing the emulator of domain '%s'",
+                 (long long)priv->replaceStalePid, vm->def->name);
+        if (virProcessKillPainfully(priv->replaceStalePid, true) < 0)
+            VIR_WARN("Unable to kill process %lld of domain '%s'",
+                     (long long)priv->replaceStalePid, vm->def->name);
+    }
+
+    if (priv->replaceStaleMonitor &&
+        STRNEQ(priv->replaceStaleMonitor, priv->monConfig->data.nix.path) &&
+        unlink(priv->replaceStaleMonitor) < 0 && errno != ENOENT)
+        VIR_WARN("Unable to remove '%s': %s",
+                 priv->replaceStaleMonitor, g_strerror(errno));
+
+    priv->replaceStalePid = 0;
+    VIR_FREE(priv->replaceStaleMonitor);
 }

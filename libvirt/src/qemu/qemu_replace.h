@@ -25,3 +25,6 @@ qemuReplaceEmulator(virConnectPtr conn,
                     virQEMUDriver *driver,
                     virDomainObj *vm,
                     const char *emulator);
+
+void
+qemuReplaceRecover(virDomainObj *vm);
