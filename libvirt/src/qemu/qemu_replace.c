@@ -273,6 +273,16 @@ qemuReplaceMonitorConfigDrop(virDomainChrSourceDef **monConfig)
 }
 
 
+/* The domain has a single process again: nothing of another one to record. */
+static void
+qemuReplaceForgetOld(qemuDomainObjPrivate *priv)
+{
+    priv->replacedPid = 0;
+    VIR_FREE(priv->replacedMonitor);
+    priv->replaceSwitched = false;
+}
+
+
 /* Kills the new process, if it was started, and gives the domain back to
  * the old one. */
 static void
@@ -312,9 +322,7 @@ qemuReplaceAttachOld(virQEMUDriver *driver,
         vm->def->emulator = g_steal_pointer(&old->emulator);
     }
 
-    priv->replacedPid = 0;
-    VIR_FREE(priv->replacedMonitor);
-    priv->replaceSwitched = false;
+    qemuReplaceForgetOld(priv);
 
     if (virPidFileWritePath(priv->pidfile, vm->pid) < 0)
         VIR_WARN("Unable to write the PID file of domain '%s'", vm->def->name);
@@ -487,6 +495,7 @@ qemuReplaceEmulator(virConnectPtr conn,
     qemuReplaceOld old = { 0 };
     bool wasRunning = false;
     bool detached = false;
+    bool switched = false;
     bool onOld = false;
     int pair[2] = { -1, -1 };
     int ret = -1;
@@ -570,6 +579,9 @@ qemuReplaceEmulator(virConnectPtr conn,
     priv->replaceSwitched = true;
     if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
         goto endjob;
+    /* no way back: the new process may run the guest even if resuming it
+     * seems to fail */
+    switched = true;
 
     /* the RAM goes into the stream again for whatever saves it later */
     if (qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
@@ -584,9 +596,7 @@ qemuReplaceEmulator(virConnectPtr conn,
     /* the new process runs the guest from here on */
     detached = false;
     qemuReplaceOldClear(&old);
-    priv->replacedPid = 0;
-    VIR_FREE(priv->replacedMonitor);
-    priv->replaceSwitched = false;
+    qemuReplaceForgetOld(priv);
     qemuMonitorSetDomainLog(priv->mon, NULL, NULL, NULL);
 
     if (!wasRunning)
@@ -610,7 +620,14 @@ qemuReplaceEmulator(virConnectPtr conn,
     if (onOld)
         qemuReplaceSwapMonitor(vm, &old);
 
-    if (detached) {
+    if (detached && switched) {
+        qemuReplaceOldClear(&old);
+        qemuReplaceForgetOld(priv);
+        if (wasRunning && virDomainObjGetState(vm, NULL) == VIR_DOMAIN_PAUSED)
+            virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_API_ERROR);
+        if (virDomainObjSave(vm, driver->xmlopt, cfg->stateDir) < 0)
+            VIR_WARN("Unable to save the status of domain '%s'", vm->def->name);
+    } else if (detached) {
         virErrorPtr orig_err;
 
         virErrorPreserveLast(&orig_err);
@@ -618,7 +635,7 @@ qemuReplaceEmulator(virConnectPtr conn,
         virErrorRestore(&orig_err);
     }
 
-    if (ret < 0 && virDomainObjIsActive(vm)) {
+    if (ret < 0 && !switched && virDomainObjIsActive(vm)) {
         virErrorPtr orig_err;
 
         virErrorPreserveLast(&orig_err);
@@ -670,8 +687,9 @@ qemuReplaceIsDomainProcess(pid_t pid,
  *
  * Kills the process of the job that does not have the guest, whichever
  * it is (qemuDomainObjPrivateXMLParse() decided), and removes its monitor
- * socket; recovering the job as a save's then resumes the guest where it
- * was paused for the job.
+ * socket, first thing on reconnect, before anything can fail and stop the
+ * domain's process alone. Recovering the job as a save's then resumes the
+ * guest where it was paused for the job.
  */
 void
 qemuReplaceRecover(virDomainObj *vm)
