@@ -42,6 +42,16 @@ boot_guest() {
         fail "$_name did not come up"
 }
 
+# Kill virtqemud with SIGKILL, as a crash would; the next virsh starts it
+# again.
+kill_daemon() {
+    _pid=$(cat "$PREFIX/var/run/virtqemud.pid")
+    kill -KILL "$_pid"
+    while kill -0 "$_pid" 2>/dev/null; do
+        sleep 0.02
+    done
+}
+
 # Stop virtqemud; the next virsh starts it again.
 stop_daemon() {
     kill "$(cat "$PREFIX/var/run/virtqemud.pid")"

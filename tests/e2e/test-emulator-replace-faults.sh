@@ -13,14 +13,6 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-kill_daemon() {
-    _pid=$(cat "$PREFIX/var/run/virtqemud.pid")
-    kill -KILL "$_pid"
-    while kill -0 "$_pid" 2>/dev/null; do
-        sleep 0.02
-    done
-}
-
 boot_guest $dom --file-memory --fill 16 --period 0.2
 sum=$(heartbeat_after "$E2E_DIR/$dom.console" 1 60 | sed 's/.* sum=\([^ ]*\) .*/\1/')
 

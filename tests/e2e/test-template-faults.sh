@@ -30,14 +30,6 @@ row() {
     fault "$@" | tee -a "$faults"
 }
 
-kill_daemon() {
-    _pid=$(cat "$PREFIX/var/run/virtqemud.pid")
-    kill -KILL "$_pid"
-    while kill -0 "$_pid" 2>/dev/null; do
-        sleep 0.02
-    done
-}
-
 # wait_gone NAME: the QEMU of NAME is gone within 20 s (a reconnect that
 # gives up on a domain stops it in the background).
 wait_gone() {
