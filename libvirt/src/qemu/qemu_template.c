@@ -1485,7 +1485,7 @@ qemuTemplateCheckNotImage(virQEMUDriver *driver,
                                  virDomainXMLOptionGetSaveCookie(driver->xmlopt)) < 0)
         return -1;
 
-    if (cookie && cookie->ignoreShared) {
+    if (cookie && cookie->ignoreShared && !cookie->ramKept) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("'%1$s' is a template image: what clones start from can't be changed"),
                        path);
@@ -4528,4 +4528,489 @@ qemuTemplateClone(virConnectPtr conn,
     virObjectLock(tmpl);
     tmplPriv->templateClonesStarting--;
     return clone;
+}
+
+
+/* RAM kept in place for a save image. A running template producer that is
+ * saved keeps its RAM in its RAM files: the image holds only the device
+ * state (x-ignore-shared) and a nonce, which a record of the files, as
+ * they were synced, shares. The daemon takes the files and their directory
+ * as template-create does (qemuTemplateSetAccess()), so that nothing
+ * changes them until the image is restored. The restore maps them shared
+ * again and forgets the record: an image is restored once, and a domain
+ * started any other way would boot on them and lose that image's RAM. */
+
+static char *
+qemuTemplateRAMRecordPath(virQEMUDriver *driver,
+                          const char *dir)
+{
+    g_autofree char *records = qemuTemplateRecordDir(driver);
+    g_autofree char *uuid = g_path_get_basename(dir);
+
+    return g_strdup_printf("%s/%s-saved.xml", records, uuid);
+}
+
+
+/* Reads the record of the RAM files of @def kept in place. Returns 0 with
+ * @doc and @ctxt set, 1 if there is none, -1 with an error reported. */
+static int
+qemuTemplateRAMRecordRead(virQEMUDriver *driver,
+                          const virDomainDef *def,
+                          xmlDocPtr *doc,
+                          xmlXPathContextPtr *ctxt)
+{
+    g_autofree char *record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if ((rc = qemuTemplateRecordLoad(record, &xml)) != 0)
+        return rc;
+
+    if (!(*doc = virXMLParse(NULL, xml, record, "keptRAM", ctxt, NULL, false)))
+        return -1;
+
+    return 0;
+}
+
+
+/**
+ * qemuTemplateRAMIsKept:
+ * @driver: qemu driver
+ * @def: domain definition
+ *
+ * Returns 1 if the RAM files of @def, a template producer, are kept in
+ * place for a save image, 0 if not, -1 with an error reported if that
+ * can't be told.
+ */
+int
+qemuTemplateRAMIsKept(virQEMUDriver *driver,
+                      const virDomainDef *def)
+{
+    g_autofree char *record = NULL;
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if (!qemuTemplateIsProducer(def))
+        return 0;
+
+    record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
+    if ((rc = qemuTemplateRecordLoad(record, &xml)) < 0)
+        return -1;
+
+    return rc == 0;
+}
+
+
+/**
+ * qemuTemplateRAMCheckNotKept:
+ * @driver: qemu driver
+ * @vm: domain object about to start
+ *
+ * Refuses to start @vm any other way than by restoring the image its RAM
+ * files are kept in place for (qemuTemplateRAMCheckKept()).
+ *
+ * Returns 0 if it may start, -1 with an error reported otherwise.
+ */
+int
+qemuTemplateRAMCheckNotKept(virQEMUDriver *driver,
+                            virDomainObj *vm)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *image = NULL;
+    int rc;
+
+    if (!qemuTemplateIsProducer(vm->def) ||
+        QEMU_DOMAIN_PRIVATE(vm)->ramKeptRestore)
+        return 0;
+
+    if ((rc = qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt)) != 0)
+        return rc > 0 ? 0 : -1;
+
+    image = virXPathString("string(./@image)", ctxt);
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("the RAM of domain '%1$s' is kept in place for its save image '%2$s': restore that image, or discard it with start --force-boot"),
+                   vm->def->name, NULLSTR(image));
+    return -1;
+}
+
+
+/**
+ * qemuTemplateRAMKeep:
+ * @driver: qemu driver
+ * @vm: running template producer, locked in an async job, paused, whose
+ *      device state was saved to @image with x-ignore-shared
+ * @nonce: the nonce in the cookie of @image
+ * @image: path of the save image
+ * @managed: whether @image is the managed save image of @vm
+ *
+ * Takes the RAM files of @vm and their directory from its QEMU, syncs the
+ * files and records them with @nonce, so that they stay as they are when
+ * @vm stops, until @image is restored.
+ *
+ * Returns 0 on success, -1 with an error reported and the files given back.
+ */
+int
+qemuTemplateRAMKeep(virQEMUDriver *driver,
+                    virDomainObj *vm,
+                    const char *nonce,
+                    const char *image,
+                    bool managed)
+{
+    g_autofree char *records = qemuTemplateRecordDir(driver);
+    g_autofree char *record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_autofree char *xml = NULL;
+    qemuTemplateAccess access = { .dirfd = -1 };
+    size_t i;
+    int ret = -1;
+
+    if (qemuTemplateCheckPlainPath(image) < 0 ||
+        qemuTemplateSetAccess(driver, vm, &access) < 0)
+        return -1;
+
+    /* Gigabytes may go to disk (as in qemuTemplateSync()). */
+    virObjectUnlock(vm);
+    for (i = 0; i < access.nfiles; i++) {
+        if (fdatasync(access.fds[i]) < 0) {
+            virReportSystemError(errno, _("unable to sync '%1$s'"), access.paths[i]);
+            break;
+        }
+    }
+    virObjectLock(vm);
+    if (i < access.nfiles || virDomainObjCheckActive(vm) < 0)
+        goto cleanup;
+
+    virBufferEscapeString(&buf, "<keptRAM nonce='%s'", nonce);
+    virBufferEscapeString(&buf, " image='%s'", image);
+    virBufferAsprintf(&buf, " managed='%s'>\n", managed ? "yes" : "no");
+    virBufferAdjustIndent(&buf, 2);
+    for (i = 0; i < access.nfiles; i++) {
+        struct stat sb;
+
+        if (fstat(access.fds[i], &sb) < 0) {
+            virReportSystemError(errno, _("unable to stat '%1$s'"), access.paths[i]);
+            goto cleanup;
+        }
+        if (qemuTemplateRecordFormat(&buf, "ram", access.fds[i], &sb,
+                                     access.paths[i], NULL) < 0)
+            goto cleanup;
+    }
+    virBufferAdjustIndent(&buf, -2);
+    virBufferAddLit(&buf, "</keptRAM>\n");
+    xml = virBufferContentAndReset(&buf);
+
+    if (g_mkdir_with_parents(records, S_IRWXU) < 0) {
+        virReportSystemError(errno, _("unable to create directory '%1$s'"), records);
+        goto cleanup;
+    }
+
+    if (qemuTemplateRecordStore(record, xml) < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    if (ret < 0)
+        qemuTemplateGiveBack(driver, vm, &access);
+    qemuTemplateAccessClear(&access);
+    return ret;
+}
+
+
+/**
+ * qemuTemplateRAMCheckKept:
+ * @driver: qemu driver
+ * @def: definition of the domain about to be restored from @image
+ * @image: path of the save image
+ * @nonce: the nonce in the cookie of @image
+ *
+ * Returns 0 if the RAM files of @def are kept in place for @image, -1 with
+ * an error reported otherwise.
+ */
+int
+qemuTemplateRAMCheckKept(virQEMUDriver *driver,
+                         const virDomainDef *def,
+                         const char *image,
+                         const char *nonce)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *recorded = NULL;
+    int rc = 1;
+
+    if (qemuTemplateIsProducer(def) &&
+        (rc = qemuTemplateRAMRecordRead(driver, def, &doc, &ctxt)) < 0)
+        return -1;
+
+    if (rc == 0)
+        recorded = virXPathString("string(./@nonce)", ctxt);
+
+    if (STRNEQ_NULLABLE(recorded, nonce)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("save image '%1$s' of domain '%2$s' holds no RAM, and the RAM it was saved with is no longer kept in place: the image was restored already, or the domain was saved or booted since"),
+                       NULLSTR(image), def->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuTemplateRAMTakeBack:
+ * @driver: qemu driver
+ * @vm: template producer being started to restore the image its RAM files
+ *      are kept for (qemuTemplateRAMCheckKept()), with its security labels
+ *
+ * Checks that the RAM files are as recorded, in the directory the daemon
+ * took, and gives them to the domain's QEMU, read-write, while nothing
+ * else can change what is in the directory: the caller gives it after.
+ *
+ * Returns 0 on success, -1 with an error reported.
+ */
+int
+qemuTemplateRAMTakeBack(virQEMUDriver *driver,
+                        virDomainObj *vm)
+{
+    const char *dir = vm->def->mem.tmpl->path;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree xmlNodePtr *nodes = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    int nnodes;
+    size_t i;
+    int rc;
+
+    if ((rc = qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt)) != 0) {
+        if (rc > 0)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the RAM of domain '%1$s' is no longer kept in place"),
+                           vm->def->name);
+        return -1;
+    }
+
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0) {
+        virReportSystemError(errno, _("unable to open template directory '%1$s'"), dir);
+        return -1;
+    }
+
+    if (!qemuTemplateDirIsTaken(dirfd)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("template directory '%1$s' was changed after domain '%2$s' was saved"),
+                       dir, vm->def->name);
+        return -1;
+    }
+
+    if ((nnodes = virXPathNodeSet("./ram", ctxt, &nodes)) <= 0) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the record of the RAM of domain '%1$s' lists no files"),
+                       vm->def->name);
+        return -1;
+    }
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *path = virXMLPropString(nodes[i], "path");
+        g_autofree char *was = NULL;
+        g_autofree char *now = NULL;
+        VIR_AUTOCLOSE fd = -1;
+        struct stat sb;
+
+        if (!path || !(was = qemuTemplateRecordedIdentity(nodes[i]))) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("the record of a RAM file kept in place is incomplete"));
+            return -1;
+        }
+
+        if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0 ||
+            !(now = qemuTemplateFileIdentity(fd, path, &sb, NULL)))
+            return -1;
+
+        if (STRNEQ(was, now)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved: it had %3$s, it has %4$s"),
+                           path, vm->def->name, was, now);
+            return -1;
+        }
+
+        if (qemuTemplateSetImmutable(fd, path, false) < 0)
+            return -1;
+
+        if (fchmod(fd, S_IRUSR | S_IWUSR) < 0) {
+            virReportSystemError(errno, _("unable to make RAM file '%1$s' writable"), path);
+            return -1;
+        }
+
+        /* The labels an earlier restore remembered go first: the file is
+         * not the domain's any more, and no one restores them. */
+        if (qemuSecurityDomainRestorePathLabel(driver, vm, path) < 0 ||
+            qemuSecurityDomainSetPathLabel(driver, vm, path, false) < 0)
+            return -1;
+    }
+
+    if (fchmod(dirfd, S_IRWXU) < 0) {
+        virReportSystemError(errno, _("unable to give back template directory '%1$s'"), dir);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Takes the RAM files of @def, a stopped domain, and their directory again
+ * after a restore failed, as recorded in @ctxt, so that the image can be
+ * restored later. Their labels stay: a restore gives them new ones. */
+static int
+qemuTemplateRAMKeepAgain(const virDomainDef *def,
+                         xmlXPathContextPtr ctxt)
+{
+    const char *dir = def->mem.tmpl->path;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    struct stat sb;
+    int nnodes;
+    size_t i;
+
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fstat(dirfd, &sb) < 0 ||
+        fchown(dirfd, geteuid(), getegid()) < 0 ||
+        fchmod(dirfd, QEMU_TEMPLATE_DIR_TAKEN_MODE) < 0) {
+        virReportSystemError(errno, _("unable to take template directory '%1$s'"), dir);
+        return -1;
+    }
+
+    if ((nnodes = virXPathNodeSet("./ram", ctxt, &nodes)) <= 0) {
+        virReportError(VIR_ERR_OPERATION_FAILED, "%s",
+                       _("the record of the RAM kept in place lists no files"));
+        return -1;
+    }
+
+    files = g_new0(char *, nnodes + 1);
+    for (i = 0; i < nnodes; i++) {
+        if (!(files[i] = virXMLPropString(nodes[i], "path"))) {
+            virReportError(VIR_ERR_XML_ERROR, "%s",
+                           _("the record of a RAM file kept in place is incomplete"));
+            return -1;
+        }
+    }
+
+    /* nothing but the RAM files, as when it was taken first */
+    if (qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
+        return -1;
+
+    for (i = 0; i < nnodes; i++) {
+        g_autofree char *was = NULL;
+        g_autofree char *now = NULL;
+        VIR_AUTOCLOSE fd = -1;
+        struct stat fsb;
+
+        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
+            (fd = qemuTemplateOpenRegular(files[i], &fsb)) < 0 ||
+            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
+            return -1;
+
+        if (STRNEQ(was, now) || fsb.st_nlink != 1) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("RAM file '%1$s' of domain '%2$s' was changed by the restore that failed"),
+                           files[i], def->name);
+            return -1;
+        }
+
+        if (qemuTemplateSetImmutable(fd, files[i], false) < 0 ||
+            fchown(fd, geteuid(), getegid()) < 0 ||
+            fchmod(fd, S_IRUSR) < 0 ||
+            qemuTemplateSetImmutable(fd, files[i], true) < 0) {
+            if (virGetLastErrorCode() == VIR_ERR_OK)
+                virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuTemplateRAMRestoreEnd:
+ * @driver: qemu driver
+ * @vm: template producer restored from the image its RAM files were kept
+ *      for, or stopped after a restore that failed
+ * @restored: whether @vm runs on its RAM files now
+ *
+ * Forgets the record once @vm runs on the RAM files. A restore that failed
+ * keeps them for the image again, unless they changed: then nothing can
+ * restore the image, and they are removed.
+ */
+void
+qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
+                          virDomainObj *vm,
+                          bool restored)
+{
+    g_autofree char *record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    virErrorPtr orig_err;
+
+    virErrorPreserveLast(&orig_err);
+
+    if (!restored && !virDomainObjIsActive(vm) &&
+        qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt) == 0 &&
+        qemuTemplateRAMKeepAgain(vm->def, ctxt) == 0)
+        goto cleanup;
+
+    if (!restored) {
+        VIR_WARN("Removing the RAM of domain '%s' kept in place: %s",
+                 vm->def->name, virGetLastErrorMessage());
+        if (!virDomainObjIsActive(vm))
+            qemuTemplateMemoryRemove(vm->def);
+    }
+
+    if (qemuTemplateRecordRemove(record) < 0)
+        VIR_WARN("Unable to remove '%s'", record);
+
+ cleanup:
+    virErrorRestore(&orig_err);
+}
+
+
+/**
+ * qemuTemplateRAMDiscard:
+ * @driver: qemu driver
+ * @def: definition of a stopped domain
+ * @managed: whether only RAM kept for the managed save image goes
+ *
+ * Removes the RAM files of @def kept in place for a save image, and their
+ * record: that image can no longer be restored.
+ *
+ * Returns 0 on success or if there is nothing to remove, -1 with an error
+ * reported.
+ */
+int
+qemuTemplateRAMDiscard(virQEMUDriver *driver,
+                       const virDomainDef *def,
+                       bool managed)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *record = NULL;
+    g_autofree char *forManaged = NULL;
+    int rc;
+
+    if (!qemuTemplateIsProducer(def))
+        return 0;
+
+    if ((rc = qemuTemplateRAMRecordRead(driver, def, &doc, &ctxt)) != 0)
+        return rc > 0 ? 0 : -1;
+
+    forManaged = virXPathString("string(./@managed)", ctxt);
+    if (managed && STRNEQ_NULLABLE(forManaged, "yes"))
+        return 0;
+
+    /* the files first: a record left without them still refuses to boot
+     * on what is left, and the next discard removes it */
+    qemuTemplateMemoryRemove(def);
+
+    record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
+    return qemuTemplateRecordRemove(record);
 }

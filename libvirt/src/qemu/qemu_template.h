@@ -123,3 +123,38 @@ qemuTemplateClone(virConnectPtr conn,
                   size_t nnics,
                   unsigned int flags,
                   qemuTemplateEnsureACL ensureACL);
+
+int
+qemuTemplateRAMIsKept(virQEMUDriver *driver,
+                      const virDomainDef *def);
+
+int
+qemuTemplateRAMCheckNotKept(virQEMUDriver *driver,
+                            virDomainObj *vm);
+
+int
+qemuTemplateRAMKeep(virQEMUDriver *driver,
+                    virDomainObj *vm,
+                    const char *nonce,
+                    const char *image,
+                    bool managed);
+
+int
+qemuTemplateRAMCheckKept(virQEMUDriver *driver,
+                         const virDomainDef *def,
+                         const char *image,
+                         const char *nonce);
+
+int
+qemuTemplateRAMTakeBack(virQEMUDriver *driver,
+                        virDomainObj *vm);
+
+void
+qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
+                          virDomainObj *vm,
+                          bool restored);
+
+int
+qemuTemplateRAMDiscard(virQEMUDriver *driver,
+                       const virDomainDef *def,
+                       bool managed);

@@ -1,0 +1,179 @@
+#!/bin/sh
+# Save and restore with RAM in place: a running template producer (template
+# memory) with a qcow2 disk is saved; the image holds only its device state,
+# its RAM file stays, the daemon's, immutable and recorded. The restore maps
+# the same file again: the heartbeat counter and the data checksum go on,
+# no reboot, the disk reads back what it wrote. An image is restored once;
+# booting, discarding, a restore that fails and a RAM file changed behind
+# libvirt's back each do what they say, and leave nothing behind.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+dom=e2e-ram-in-place
+disk="$E2E_DIR/$dom.qcow2"
+image="$E2E_DIR/$dom.save"
+emudir="$E2E_DIR/ram-in-place-emulator"
+records="$PREFIX/var/lib/libvirt/template-records"
+cleanup() {
+    virsh managedsave-remove $dom >/dev/null 2>&1 || true
+    cleanup_template $dom
+    rm -rf "$emudir" "$image" "$disk" "$E2E_DIR/$dom-failing.xml"
+}
+trap cleanup EXIT
+cleanup
+
+ready_count() {
+    tr -d '\r' <"$E2E_DIR/$dom.console" | grep -c '^GUEST-READY' || true
+}
+
+# fresh_boot: boot the stopped domain, and take the checksum of the data
+# it filled its RAM with
+fresh_boot() {
+    virsh start $dom >/dev/null
+    sum=$(heartbeat_after "$E2E_DIR/$dom.console" 2 120 | sed 's/.* sum=\([^ ]*\) .*/\1/')
+    [ -n "$sum" ] && [ "$sum" != none ] || fail "no data checksum after a boot"
+}
+
+last_n() {
+    last_heartbeat "$E2E_DIR/$dom.console" | sed 's/^HEARTBEAT n=\([0-9]*\) .*/\1/'
+}
+
+# runs_on LABEL: the guest runs on from where it was saved, on its data.
+# A start begins the console log afresh: a boot would print GUEST-READY.
+runs_on() {
+    _after=$(heartbeat_after "$E2E_DIR/$dom.console" "$saved_n" 60) ||
+        fail "$1: no heartbeat after n=$saved_n"
+    [ "$(ready_count)" = 0 ] || fail "$1: the guest rebooted"
+    # the guest re-read its data since: a pass that began after the restore
+    _deadline=$(( $(date +%s) + 120 ))
+    while :; do
+        _verified=$(tr -d '\r' <"$E2E_DIR/$dom.console" | grep -E '^HEARTBEAT .* rand=[0-9a-f]{16}$' |
+                    awk -v c="$((saved_checks + 1))" '{ split($4, a, "="); if (a[2] > c) { print; exit } }')
+        [ -z "$_verified" ] || break
+        [ "$(date +%s)" -le "$_deadline" ] || fail "$1: the guest did not check its data again"
+        sleep 0.5
+    done
+    echo "$_verified" | grep -q " sum=$sum " || fail "$1: the data changed: $_verified (was sum=$sum)"
+    echo "$_after" | awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^disk=/) d = substr($i, 6); if ($i ~ /^rand=/) r = substr($i, 6) } }
+                          END { exit !(d == r) }' || fail "$1: the disk did not read back its write: $_after"
+    echo "$1: runs on from n=$saved_n: $_after; data checked again: $_verified"
+}
+
+# saved LABEL: the domain is shut off, saved; its RAM file is kept, the
+# daemon's, read-only and immutable, and recorded
+saved() {
+    [ "$(virsh domstate $dom)" = "shut off" ] || fail "$1: $(virsh domstate $dom)"
+    [ -z "$(qemu_pids $dom)" ] || fail "$1: QEMU still runs"
+    case "$(stat -c %U:%a "$ram")" in
+        root:400|root:440) ;;
+        *) fail "$1: RAM file is $(stat -c %U:%a "$ram")" ;;
+    esac
+    lsattr "$ram" | cut -d' ' -f1 | grep -q i || fail "$1: RAM file not immutable: $(lsattr "$ram")"
+    [ -f "$record" ] || fail "$1: no record"
+    # a start that failed began the console log afresh
+    [ -n "$(last_n)" ] || return 0
+    saved_n=$(last_n)
+    saved_checks=$(last_heartbeat "$E2E_DIR/$dom.console" | sed 's/.* checks=\([0-9]*\) .*/\1/')
+}
+
+# gone LABEL: nothing of the kept RAM is left
+gone() {
+    [ ! -e "$ramdir" ] || fail "$1: the RAM directory is left: $(ls -la "$ramdir")"
+    [ ! -e "$record" ] || fail "$1: the record is left"
+}
+
+qemu-img create -q -f qcow2 "$disk" 16M
+boot_guest $dom --template --fill 32 --period 0.2 --disk "$disk"
+sum=$(heartbeat_after "$E2E_DIR/$dom.console" 1 60 | sed 's/.* sum=\([^ ]*\) .*/\1/')
+[ "$sum" != none ] || fail "no data checksum"
+ramdir=$(virsh dumpxml $dom | sed -n "s/.*<template path='\([^']*\)'.*/\1/p")
+ram="$ramdir/pc.ram"
+record="$records/$(basename "$ramdir")-saved.xml"
+ramsize=$(stat -c %s "$ram")
+
+# save: the image holds the device state, the RAM stays in its file
+heartbeat_after "$E2E_DIR/$dom.console" 3 60 >/dev/null
+virsh save $dom "$image" >/dev/null || fail "save failed"
+saved "save"
+size=$(stat -c %s "$image")
+[ "$size" -lt $((ramsize / 64)) ] || fail "the image holds $size bytes for $ramsize bytes of RAM"
+echo "saved: image $size bytes, RAM file $ramsize bytes kept in place"
+
+expect_error "boot on kept RAM" "is kept in place for its save image '$image'" virsh start $dom
+expect_error "write the kept RAM" "Operation not permitted" \
+    dd if=/dev/zero of="$ram" bs=4096 count=1 conv=notrunc status=none
+virsh restore "$image" >/dev/null || fail "restore failed"
+runs_on "restore"
+[ ! -e "$record" ] || fail "restore: the record is left"
+[ "$(stat -c %U "$ram")" = "$QEMU_USER" ] || fail "restore: RAM file is $(stat -c %U "$ram")'s"
+
+# an image is restored once: the RAM it was saved with has run on since
+virsh destroy $dom >/dev/null
+gone "destroy after restore"
+expect_error "second restore" "the RAM it was saved with is no longer kept in place" \
+    virsh restore "$image"
+
+# the sparse format would need the RAM in the image
+fresh_boot
+expect_error "sparse image" "which has no 'sparse' format" \
+    virsh save $dom "$image" --image-format sparse
+[ "$(virsh domstate $dom)" = running ] || fail "sparse image: $(virsh domstate $dom)"
+
+# managed save: start restores it; managedsave-remove discards the RAM
+virsh managedsave $dom >/dev/null || fail "managedsave failed"
+saved "managedsave"
+virsh start $dom >/dev/null || fail "start from the managed save failed"
+runs_on "managed save"
+virsh managedsave $dom >/dev/null || fail "managedsave failed"
+saved "managedsave again"
+virsh managedsave-remove $dom >/dev/null
+gone "managedsave-remove"
+
+# start --force-boot discards RAM kept for an image
+fresh_boot
+virsh save $dom "$image" >/dev/null
+saved "save for --force-boot"
+virsh start --force-boot $dom >/dev/null
+[ ! -e "$record" ] || fail "--force-boot: the record is left"
+virsh destroy $dom >/dev/null
+gone "--force-boot"
+expect_error "restore after --force-boot" "no longer kept in place" virsh restore "$image"
+echo "refusals and discards: boot, second restore, sparse image, managedsave-remove, --force-boot"
+
+# a restore that fails keeps the RAM for the image; a later one works
+fresh_boot
+virsh save $dom "$image" >/dev/null
+saved "save for a failing restore"
+mkdir -p "$emudir"
+chmod 0755 "$emudir"
+cat >"$emudir/fails-incoming" <<'EOF'
+#!/usr/bin/python3
+import os, sys
+if "-incoming" in sys.argv:
+    sys.exit("refusing to load the state")
+os.execv("/usr/bin/qemu-system-x86_64", ["qemu-system-x86_64"] + sys.argv[1:])
+EOF
+chmod 0755 "$emudir/fails-incoming"
+virsh save-image-dumpxml "$image" --security-info |
+    sed "s|<emulator>[^<]*</emulator>|<emulator>$emudir/fails-incoming</emulator>|" >"$E2E_DIR/$dom-failing.xml"
+expect_error "restore that fails" "refusing to load the state" \
+    virsh restore "$image" --xml "$E2E_DIR/$dom-failing.xml"
+saved "after a failed restore"
+virsh restore "$image" >/dev/null || fail "restore after a failed one failed"
+runs_on "restore after a failed one"
+
+# a RAM file changed behind libvirt's back refuses the restore and goes
+virsh save $dom "$image" >/dev/null
+saved "save for a changed RAM file"
+chattr -i "$ram"
+touch "$ram"
+expect_error "changed RAM file" "was changed after the domain was saved" virsh restore "$image"
+gone "changed RAM file"
+[ "$(virsh domstate $dom)" = "shut off" ] || fail "changed RAM file: $(virsh domstate $dom)"
+
+# undefine: no image can be restored on the RAM of a domain that is no more
+fresh_boot
+virsh save $dom "$image" >/dev/null
+virsh undefine $dom >/dev/null
+gone "undefine"
+echo "PASS: save and restore with RAM in place kept the guest's RAM, data and disk; failures kept or removed what they say"
