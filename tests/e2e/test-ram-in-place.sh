@@ -4,8 +4,9 @@
 # its RAM file stays, the daemon's, immutable and recorded. The restore maps
 # the same file again: the heartbeat counter and the data checksum go on,
 # no reboot, the disk reads back what it wrote. An image is restored once;
-# booting, discarding, a restore that fails and a RAM file changed behind
-# libvirt's back each do what they say, and leave nothing behind.
+# booting, redefining, undefining, a daemon restart, a restore that fails
+# and a RAM file changed behind libvirt's back each do what they say, and
+# leave nothing behind. A transient domain saves its RAM in the image.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -15,9 +16,13 @@ image="$E2E_DIR/$dom.save"
 emudir="$E2E_DIR/ram-in-place-emulator"
 records="$PREFIX/var/lib/libvirt/template-records"
 cleanup() {
-    virsh managedsave-remove $dom >/dev/null 2>&1 || true
+    # RAM kept for an image refuses undefine: a boot discards it
+    virsh destroy $dom >/dev/null 2>&1 || true
+    if virsh start --force-boot $dom >/dev/null 2>&1; then
+        virsh destroy $dom >/dev/null 2>&1 || true
+    fi
     cleanup_template $dom
-    rm -rf "$emudir" "$image" "$disk" "$E2E_DIR/$dom-failing.xml"
+    rm -rf "$emudir" "$image" "$disk" "$E2E_DIR/$dom-failing.xml" "$E2E_DIR/$dom-plain.xml"
 }
 trap cleanup EXIT
 cleanup
@@ -100,6 +105,12 @@ size=$(stat -c %s "$image")
 echo "saved: image $size bytes, RAM file $ramsize bytes kept in place"
 
 expect_error "boot on kept RAM" "is kept in place for its save image '$image'" virsh start $dom
+# the daemon finds them again when it starts
+restart_daemon
+saved "daemon restart"
+virsh dumpxml --inactive $dom | sed "/<template path=/d" >"$E2E_DIR/$dom-plain.xml"
+expect_error "redefine without template memory" "before the template memory changes" \
+    virsh define "$E2E_DIR/$dom-plain.xml"
 expect_error "write the kept RAM" "Operation not permitted" \
     dd if=/dev/zero of="$ram" bs=4096 count=1 conv=notrunc status=none
 virsh restore "$image" >/dev/null || fail "restore failed"
@@ -115,7 +126,7 @@ expect_error "second restore" "the RAM it was saved with is no longer kept in pl
 
 # the sparse format would need the RAM in the image
 fresh_boot
-expect_error "sparse image" "which has no 'sparse' format" \
+expect_error "sparse image" "which the 'sparse' save image format does not support" \
     virsh save $dom "$image" --image-format sparse
 [ "$(virsh domstate $dom)" = running ] || fail "sparse image: $(virsh domstate $dom)"
 
@@ -171,9 +182,28 @@ expect_error "changed RAM file" "was changed after the domain was saved" virsh r
 gone "changed RAM file"
 [ "$(virsh domstate $dom)" = "shut off" ] || fail "changed RAM file: $(virsh domstate $dom)"
 
-# undefine: no image can be restored on the RAM of a domain that is no more
+# undefine: no image can be restored on the RAM of a domain that is no
+# more: refused for a save image, the managed one goes with --managed-save
 fresh_boot
 virsh save $dom "$image" >/dev/null
-virsh undefine $dom >/dev/null
-gone "undefine"
+expect_error "undefine" "Refusing to undefine while the domain's RAM is kept in place for save image '$image'" \
+    virsh undefine --managed-save $dom
+saved "refused undefine"
+virsh start --force-boot $dom >/dev/null
+virsh managedsave $dom >/dev/null
+virsh undefine --managed-save $dom >/dev/null
+gone "undefine --managed-save"
+
+# a transient domain saves its RAM in the image: nothing could discard
+# RAM kept for an image that is never restored
+virsh create "$E2E_DIR/$dom.xml" >/dev/null
+sum=$(heartbeat_after "$E2E_DIR/$dom.console" 2 120 | sed 's/.* sum=\([^ ]*\) .*/\1/')
+virsh save $dom "$image" >/dev/null
+size=$(stat -c %s "$image")
+[ "$size" -gt $((16 << 20)) ] || fail "transient: the image holds $size bytes"
+gone "transient save"
+saved_n=$(last_n) saved_checks=$(last_heartbeat "$E2E_DIR/$dom.console" | sed 's/.* checks=\([0-9]*\) .*/\1/')
+virsh restore "$image" >/dev/null
+runs_on "transient restore"
+virsh destroy $dom >/dev/null
 echo "PASS: save and restore with RAM in place kept the guest's RAM, data and disk; failures kept or removed what they say"

@@ -200,15 +200,38 @@ qemuTemplateMemoryFiles(virQEMUDriver *driver,
  * from the producer: clones only need to get through it. */
 #define QEMU_TEMPLATE_DIR_TAKEN_MODE (S_IRWXU | S_IXGRP | S_IXOTH)
 
+/* The mode qemuTemplateRAMTake() gives the directory of RAM kept in place
+ * for a save image: no one needs to get through it. */
+#define QEMU_TEMPLATE_DIR_KEPT_MODE S_IRWXU
+
+/* Whether the template directory open as @fd is the daemon's with @mode. */
+static bool
+qemuTemplateDirHasMode(int fd,
+                       mode_t mode)
+{
+    struct stat sb;
+
+    return fstat(fd, &sb) == 0 && sb.st_uid == geteuid() &&
+           (sb.st_mode & 07777) == mode;
+}
+
+
 /* Whether the template directory open as @fd is the daemon's, as
  * qemuTemplateSetAccess() left it. */
 static bool
 qemuTemplateDirIsTaken(int fd)
 {
-    struct stat sb;
+    return qemuTemplateDirHasMode(fd, QEMU_TEMPLATE_DIR_TAKEN_MODE);
+}
 
-    return fstat(fd, &sb) == 0 && sb.st_uid == geteuid() &&
-           (sb.st_mode & 07777) == QEMU_TEMPLATE_DIR_TAKEN_MODE;
+
+/* Whether the directory open as @fd is the daemon's, as
+ * qemuTemplateRAMTake() left it; or the producer's, if its QEMU runs as
+ * root: either way no one else put anything in it. */
+static bool
+qemuTemplateDirIsKept(int fd)
+{
+    return qemuTemplateDirHasMode(fd, QEMU_TEMPLATE_DIR_KEPT_MODE);
 }
 
 
@@ -241,7 +264,8 @@ qemuTemplateMemoryRemove(const virDomainDef *def)
     /* Only the daemon makes files immutable, and only in the directory it
      * took (qemuTemplateSetAccess()): in one the producer's QEMU owns, a
      * link to another template's file could be waiting. */
-    taken = qemuTemplateDirIsTaken(dirfd(dirp));
+    taken = qemuTemplateDirIsTaken(dirfd(dirp)) ||
+            qemuTemplateDirIsKept(dirfd(dirp));
 
     /* A subdirectory (the clone area) is left: it is emptied and removed
      * with the template, and a template with clones is not discarded. */
@@ -1469,7 +1493,9 @@ qemuTemplateCheckBlockCommit(virDomainObj *vm,
  * @data: its header and XML
  *
  * A template image holds what every clone of the template starts from,
- * and is recorded as it was written: nothing may rewrite it.
+ * and is recorded as it was written: nothing may rewrite it. The image of
+ * a domain whose RAM is kept in place holds no RAM either, but is its own:
+ * its XML may change as any save image's.
  *
  * Returns 0 if @path is not a template image, -1 with an error reported
  * if it is or cannot be told.
@@ -1995,9 +2021,10 @@ qemuTemplateHasRecord(virQEMUDriver *driver,
 }
 
 
-/* A daemon killed during template-create after qemuTemplateSetAccess()
- * leaves the template directory its own and the RAM files its own,
- * read-only and immutable, and their owners before are not kept anywhere:
+/* A daemon killed during template-create after qemuTemplateSetAccess(), or
+ * during a save after qemuTemplateRAMTake(), leaves the template directory
+ * its own and the RAM files its own, read-only and immutable, and their
+ * owners before are not kept anywhere:
  * they go to the domain's QEMU as starting it would make them, so that
  * the producer resumed by job recovery can write its RAM and a later start
  * can open it again; those of a producer that is not running are removed.
@@ -2017,7 +2044,7 @@ qemuTemplateReclaimRAMFiles(virQEMUDriver *driver,
     gid_t gid;
 
     if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-        !qemuTemplateDirIsTaken(dirfd))
+        !(qemuTemplateDirIsTaken(dirfd) || qemuTemplateDirIsKept(dirfd)))
         return;
 
     /* A producer that is not running has nothing to label them for, and
@@ -2037,7 +2064,9 @@ qemuTemplateReclaimRAMFiles(virQEMUDriver *driver,
         if (fd < 0 || fstat(fd, &sb) < 0 ||
             !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
             (!virFileIsImmutable(fd) &&
-             (sb.st_uid != geteuid() || (sb.st_mode & 07777) != (S_IRUSR | S_IRGRP))))
+             (sb.st_uid != geteuid() ||
+              ((sb.st_mode & 07777) != (S_IRUSR | S_IRGRP) &&
+               (sb.st_mode & 07777) != S_IRUSR))))
             continue;
 
         VIR_INFO("Giving template RAM file '%s' back to domain '%s'",
@@ -2301,6 +2330,113 @@ qemuTemplateCheckDir(const char *dir,
 }
 
 
+/* RAM kept in place for a save image: see qemuTemplateRAMKeep(). */
+
+static char *
+qemuTemplateRAMRecordPath(virQEMUDriver *driver,
+                          const char *dir)
+{
+    g_autofree char *records = qemuTemplateRecordDir(driver);
+    g_autofree char *uuid = g_path_get_basename(dir);
+
+    return g_strdup_printf("%s/%s-saved.xml", records, uuid);
+}
+
+
+/* Reads the record of the RAM files of @def kept in place. Returns 0 with
+ * @doc and @ctxt set, 1 if there is none, -1 with an error reported. */
+static int
+qemuTemplateRAMRecordRead(virQEMUDriver *driver,
+                          const virDomainDef *def,
+                          xmlDocPtr *doc,
+                          xmlXPathContextPtr *ctxt)
+{
+    g_autofree char *record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if ((rc = qemuTemplateRecordLoad(record, &xml)) != 0)
+        return rc;
+
+    if (!(*doc = virXMLParse(NULL, xml, record, "keptRAM", ctxt, NULL, false)))
+        return -1;
+
+    return 0;
+}
+
+
+/**
+ * qemuTemplateRAMIsKept:
+ * @driver: qemu driver
+ * @def: domain definition
+ *
+ * Returns 1 if the RAM files of @def, a template producer, are kept in
+ * place for a save image, 0 if not, -1 with an error reported if that
+ * can't be told.
+ */
+int
+qemuTemplateRAMIsKept(virQEMUDriver *driver,
+                      const virDomainDef *def)
+{
+    g_autofree char *record = NULL;
+    g_autofree char *xml = NULL;
+    int rc;
+
+    if (!qemuTemplateIsProducer(def))
+        return 0;
+
+    record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
+    if ((rc = qemuTemplateRecordLoad(record, &xml)) < 0)
+        return -1;
+
+    return rc == 0;
+}
+
+
+/* At daemon start: the RAM of @vm stays kept for its image while @vm is
+ * stopped, saved but not stopped yet (job recovery stops it), or still
+ * starting up to restore it (the reconnect stops it, and the next restore
+ * takes the files again). The record of a domain that may have run on its
+ * RAM files is stale: it goes, and the files go back to the domain.
+ * Returns true if the RAM stays kept. */
+static bool
+qemuTemplateRAMLoad(virQEMUDriver *driver,
+                    virDomainObj *vm)
+{
+    g_autofree char *record = NULL;
+    int reason;
+    int kept;
+
+    if ((kept = qemuTemplateRAMIsKept(driver, vm->def)) < 0) {
+        VIR_WARN("%s", virGetLastErrorMessage());
+        virResetLastError();
+        return true;
+    }
+
+    if (!kept)
+        return false;
+
+    /* The reconnect stops a domain still starting up: its vCPUs never ran.
+     * Job recovery finishes a save that kept the RAM. */
+    if (!virDomainObjIsActive(vm) ||
+        vm->job->asyncJob == VIR_ASYNC_JOB_SAVE ||
+        (virDomainObjGetState(vm, &reason) == VIR_DOMAIN_PAUSED &&
+         reason == VIR_DOMAIN_PAUSED_STARTING_UP))
+        return true;
+
+    VIR_INFO("Domain '%s' runs on the RAM it kept for a save image: forgetting it",
+             vm->def->name);
+    record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+    if (qemuTemplateRecordRemove(record) < 0) {
+        VIR_WARN("%s", virGetLastErrorMessage());
+        virResetLastError();
+        return true;
+    }
+
+    return false;
+}
+
+
 /**
  * qemuTemplateLoad:
  * @vm: domain object
@@ -2327,7 +2463,7 @@ qemuTemplateLoad(virDomainObj *vm,
     bool dirMissing = false;
 
     virObjectLock(vm);
-    if (qemuTemplateIsProducer(vm->def)) {
+    if (qemuTemplateIsProducer(vm->def) && !qemuTemplateRAMLoad(driver, vm)) {
         dir = vm->def->mem.tmpl->path;
         path = qemuTemplateImagePath(vm->def);
         partial = g_strdup_printf("%s.partial", path);
@@ -2528,6 +2664,30 @@ qemuTemplateCheckUndefine(virDomainObj *vm)
 }
 
 
+/* The RAM kept in place for a save image of a stopped domain is found
+ * through the template memory of @oldDef: @newDef must keep it. Returns 0
+ * if it does, or nothing is kept, -1 with an error reported otherwise. */
+static int
+qemuTemplateRAMCheckRedefine(virQEMUDriver *driver,
+                             const virDomainDef *oldDef,
+                             const virDomainDef *newDef)
+{
+    int kept;
+
+    if ((kept = qemuTemplateRAMIsKept(driver, oldDef)) <= 0)
+        return kept;
+
+    if (qemuTemplateIsProducer(newDef) &&
+        STREQ(newDef->mem.tmpl->path, oldDef->mem.tmpl->path))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("the RAM of domain '%1$s' is kept in place for a save image: restore it, or discard it with start --force-boot, before the template memory changes"),
+                   oldDef->name);
+    return -1;
+}
+
+
 /**
  * qemuTemplateCheckRedefine:
  * @vm: domain object, locked
@@ -2538,7 +2698,8 @@ qemuTemplateCheckUndefine(virDomainObj *vm)
  * A domain making or holding a template keeps its template memory, which
  * names the template's directory, and so does one whose earlier template
  * left disk images taken in its record, until template-remove gives them
- * back. The rest of its definition may change: clones start from the
+ * back, or whose RAM is kept in place for a save image (a stopped domain).
+ * The rest of its definition may change: clones start from the
  * definition saved in the template, as a restore does from a managed save
  * image.
  *
@@ -2552,6 +2713,11 @@ qemuTemplateCheckRedefine(virDomainObj *vm,
 {
     virDomainDef *tmplDef;
     int leftover = 0;
+
+    if (oldDef && !virDomainObjIsActive(vm) &&
+        qemuTemplateRAMCheckRedefine(QEMU_DOMAIN_PRIVATE(vm)->driver,
+                                     oldDef, newDef) < 0)
+        return -1;
 
     if (vm->hasTemplate && oldDef) {
         tmplDef = oldDef;
@@ -3053,6 +3219,23 @@ qemuTemplateAccessClear(qemuTemplateAccess *access)
 }
 
 
+/* Adds the RAM file @path, open as @fd and found as @sb, to @access, which
+ * owns @fd from now on. */
+static void
+qemuTemplateAccessAdd(qemuTemplateAccess *access,
+                      const char *path,
+                      int fd,
+                      const struct stat *sb)
+{
+    access->paths = g_renew(char *, access->paths, access->nfiles + 1);
+    access->fds = g_renew(int, access->fds, access->nfiles + 1);
+    access->files = g_renew(struct stat, access->files, access->nfiles + 1);
+    access->paths[access->nfiles] = g_strdup(path);
+    access->fds[access->nfiles] = fd;
+    access->files[access->nfiles++] = *sb;
+}
+
+
 /* Makes the RAM file @path, found as @sb in the directory the daemon took,
  * the daemon's and read-only to the group QEMU runs as (@gid): clones map
  * it read-only, and no QEMU may change it. By descriptor, so that it is
@@ -3074,18 +3257,13 @@ qemuTemplateSetRAMFileOwner(qemuTemplateAccess *access,
     if (fstat(fd, &fdsb) < 0 ||
         fdsb.st_dev != sb->st_dev || fdsb.st_ino != sb->st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template RAM file '%1$s' was replaced during template-create"),
+                       _("template RAM file '%1$s' was replaced while the daemon took it"),
                        path);
         VIR_FORCE_CLOSE(fd);
         return -1;
     }
 
-    access->paths = g_renew(char *, access->paths, access->nfiles + 1);
-    access->fds = g_renew(int, access->fds, access->nfiles + 1);
-    access->files = g_renew(struct stat, access->files, access->nfiles + 1);
-    access->paths[access->nfiles] = g_strdup(path);
-    access->fds[access->nfiles] = fd;
-    access->files[access->nfiles++] = fdsb;
+    qemuTemplateAccessAdd(access, path, fd, &fdsb);
 
     if (fchown(fd, geteuid(), gid) < 0 ||
         fchmod(fd, S_IRUSR | S_IRGRP) < 0) {
@@ -3116,7 +3294,7 @@ qemuTemplateCheckDirEntries(const char *dir,
     if (fstat(dirfd(dirp), &sb) < 0 ||
         sb.st_dev != was->st_dev || sb.st_ino != was->st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template directory '%1$s' was replaced during template-create"),
+                       _("template directory '%1$s' was replaced while the daemon took it"),
                        dir);
         return -1;
     }
@@ -3232,7 +3410,7 @@ qemuTemplateSetAccess(virQEMUDriver *driver,
     if (lstat(dir, &sb) < 0 ||
         sb.st_dev != access->dir.st_dev || sb.st_ino != access->dir.st_ino) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template directory '%1$s' was replaced during template-create"),
+                       _("template directory '%1$s' was replaced while the daemon took it"),
                        dir);
         goto error;
     }
@@ -4533,72 +4711,13 @@ qemuTemplateClone(virConnectPtr conn,
 
 /* RAM kept in place for a save image. A running template producer that is
  * saved keeps its RAM in its RAM files: the image holds only the device
- * state (x-ignore-shared) and a nonce, which a record of the files, as
- * they were synced, shares. The daemon takes the files and their directory
- * as template-create does (qemuTemplateSetAccess()), so that nothing
+ * state (x-ignore-shared) and a nonce, which a record of the files, as they
+ * were synced, shares. The daemon takes the files and their directory from
+ * the domain's QEMU (qemuTemplateRAMTake()), so that nothing reads or
  * changes them until the image is restored. The restore maps them shared
- * again and forgets the record: an image is restored once, and a domain
- * started any other way would boot on them and lose that image's RAM. */
-
-static char *
-qemuTemplateRAMRecordPath(virQEMUDriver *driver,
-                          const char *dir)
-{
-    g_autofree char *records = qemuTemplateRecordDir(driver);
-    g_autofree char *uuid = g_path_get_basename(dir);
-
-    return g_strdup_printf("%s/%s-saved.xml", records, uuid);
-}
-
-
-/* Reads the record of the RAM files of @def kept in place. Returns 0 with
- * @doc and @ctxt set, 1 if there is none, -1 with an error reported. */
-static int
-qemuTemplateRAMRecordRead(virQEMUDriver *driver,
-                          const virDomainDef *def,
-                          xmlDocPtr *doc,
-                          xmlXPathContextPtr *ctxt)
-{
-    g_autofree char *record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
-    g_autofree char *xml = NULL;
-    int rc;
-
-    if ((rc = qemuTemplateRecordLoad(record, &xml)) != 0)
-        return rc;
-
-    if (!(*doc = virXMLParse(NULL, xml, record, "keptRAM", ctxt, NULL, false)))
-        return -1;
-
-    return 0;
-}
-
-
-/**
- * qemuTemplateRAMIsKept:
- * @driver: qemu driver
- * @def: domain definition
- *
- * Returns 1 if the RAM files of @def, a template producer, are kept in
- * place for a save image, 0 if not, -1 with an error reported if that
- * can't be told.
- */
-int
-qemuTemplateRAMIsKept(virQEMUDriver *driver,
-                      const virDomainDef *def)
-{
-    g_autofree char *record = NULL;
-    g_autofree char *xml = NULL;
-    int rc;
-
-    if (!qemuTemplateIsProducer(def))
-        return 0;
-
-    record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
-    if ((rc = qemuTemplateRecordLoad(record, &xml)) < 0)
-        return -1;
-
-    return rc == 0;
-}
+ * again and forgets the record before the guest can run: an image is
+ * restored once, and a domain started any other way would boot on them and
+ * lose that image's RAM. */
 
 
 /**
@@ -4636,6 +4755,116 @@ qemuTemplateRAMCheckNotKept(virQEMUDriver *driver,
 
 
 /**
+ * qemuTemplateRAMCheckKeep:
+ * @vm: running domain about to be saved
+ * @image: path of the save image
+ *
+ * Returns 1 if saving @vm to @image keeps its RAM in place, 0 if the image
+ * will hold the RAM, -1 with an error reported if it can't be saved.
+ */
+int
+qemuTemplateRAMCheckKeep(virDomainObj *vm,
+                         const char *image)
+{
+    /* Nothing could discard the RAM of a transient domain that is never
+     * restored; without x-ignore-shared QEMU would save it anyway. */
+    if (!qemuTemplateIsProducer(vm->def) || !vm->persistent ||
+        !qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED))
+        return 0;
+
+    if (qemuTemplateCheckPlainPath(image) < 0)
+        return -1;
+
+    return 1;
+}
+
+
+/* Opens the RAM file @path in the directory @dirfd by its name, if it is a
+ * regular file of its own. Returns the descriptor with @sb filled, or -1
+ * with an error reported. */
+static int
+qemuTemplateRAMOpen(int dirfd,
+                    const char *path,
+                    struct stat *sb)
+{
+    g_autofree char *name = g_path_get_basename(path);
+    VIR_AUTOCLOSE fd = -1;
+    int ret;
+
+    if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) < 0 ||
+        fstat(fd, sb) < 0) {
+        virReportSystemError(errno, _("unable to open RAM file '%1$s'"), path);
+        return -1;
+    }
+
+    if (!S_ISREG(sb->st_mode) || sb->st_nlink != 1) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("RAM file '%1$s' is not a regular file of its own"), path);
+        return -1;
+    }
+
+    ret = fd;
+    fd = -1;
+    return ret;
+}
+
+
+/* Takes the directory of the RAM files of @vm from its QEMU, by descriptor:
+ * the daemon's, with no access for anyone else, and nothing in it but the
+ * RAM files, which are the daemon's and read-only to it alone. What was
+ * taken goes to @access, for qemuTemplateGiveBack(). The labels stay: the
+ * restore gives them new ones. */
+static int
+qemuTemplateRAMTake(virQEMUDriver *driver,
+                    virDomainObj *vm,
+                    qemuTemplateAccess *access)
+{
+    const char *dir = vm->def->mem.tmpl->path;
+    g_auto(GStrv) files = NULL;
+    struct stat sb;
+    size_t i;
+
+    if ((access->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fstat(access->dirfd, &access->dir) < 0) {
+        virReportSystemError(errno, _("unable to open template directory '%1$s'"), dir);
+        VIR_FORCE_CLOSE(access->dirfd);
+        return -1;
+    }
+
+    if (fchown(access->dirfd, geteuid(), getegid()) < 0 ||
+        fchmod(access->dirfd, QEMU_TEMPLATE_DIR_KEPT_MODE) < 0) {
+        virReportSystemError(errno, _("unable to take template directory '%1$s'"), dir);
+        goto error;
+    }
+
+    if (!(files = qemuTemplateMemoryFiles(driver, vm->def)) ||
+        qemuTemplateCheckDirEntries(dir, &access->dir, files) < 0)
+        goto error;
+
+    for (i = 0; files[i]; i++) {
+        int fd;
+
+        if ((fd = qemuTemplateRAMOpen(access->dirfd, files[i], &sb)) < 0)
+            goto error;
+
+        qemuTemplateAccessAdd(access, files[i], fd, &sb);
+
+        if (fchown(fd, geteuid(), getegid()) < 0 ||
+            fchmod(fd, S_IRUSR) < 0) {
+            virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
+            goto error;
+        }
+    }
+
+    return 0;
+
+ error:
+    qemuTemplateGiveBack(driver, vm, access);
+    return -1;
+}
+
+
+/**
  * qemuTemplateRAMKeep:
  * @driver: qemu driver
  * @vm: running template producer, locked in an async job, paused, whose
@@ -4645,8 +4874,8 @@ qemuTemplateRAMCheckNotKept(virQEMUDriver *driver,
  * @managed: whether @image is the managed save image of @vm
  *
  * Takes the RAM files of @vm and their directory from its QEMU, syncs the
- * files and records them with @nonce, so that they stay as they are when
- * @vm stops, until @image is restored.
+ * files, records them with @nonce and makes them immutable, so that they
+ * stay as they are when @vm stops, until @image is restored.
  *
  * Returns 0 on success, -1 with an error reported and the files given back.
  */
@@ -4662,11 +4891,11 @@ qemuTemplateRAMKeep(virQEMUDriver *driver,
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
     g_autofree char *xml = NULL;
     qemuTemplateAccess access = { .dirfd = -1 };
+    bool stored = false;
     size_t i;
     int ret = -1;
 
-    if (qemuTemplateCheckPlainPath(image) < 0 ||
-        qemuTemplateSetAccess(driver, vm, &access) < 0)
+    if (qemuTemplateRAMTake(driver, vm, &access) < 0)
         return -1;
 
     /* Gigabytes may go to disk (as in qemuTemplateSync()). */
@@ -4707,12 +4936,21 @@ qemuTemplateRAMKeep(virQEMUDriver *driver,
 
     if (qemuTemplateRecordStore(record, xml) < 0)
         goto cleanup;
+    stored = true;
+
+    for (i = 0; i < access.nfiles; i++) {
+        if (qemuTemplateSetImmutable(access.fds[i], access.paths[i], true) < 0)
+            goto cleanup;
+    }
 
     ret = 0;
 
  cleanup:
-    if (ret < 0)
+    if (ret < 0) {
+        if (stored && qemuTemplateRecordRemove(record) < 0)
+            VIR_WARN("Unable to remove '%s'", record);
         qemuTemplateGiveBack(driver, vm, &access);
+    }
     qemuTemplateAccessClear(&access);
     return ret;
 }
@@ -4737,10 +4975,16 @@ qemuTemplateRAMCheckKept(virQEMUDriver *driver,
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(xmlXPathContext) ctxt = NULL;
     g_autofree char *recorded = NULL;
-    int rc = 1;
+    int rc;
 
-    if (qemuTemplateIsProducer(def) &&
-        (rc = qemuTemplateRAMRecordRead(driver, def, &doc, &ctxt)) < 0)
+    if (!qemuTemplateIsProducer(def)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("save image '%1$s' holds no RAM: its domain XML must keep the template memory the RAM was kept in"),
+                       NULLSTR(image));
+        return -1;
+    }
+
+    if ((rc = qemuTemplateRAMRecordRead(driver, def, &doc, &ctxt)) < 0)
         return -1;
 
     if (rc == 0)
@@ -4751,6 +4995,107 @@ qemuTemplateRAMCheckKept(virQEMUDriver *driver,
                        _("save image '%1$s' of domain '%2$s' holds no RAM, and the RAM it was saved with is no longer kept in place: the image was restored already, or the domain was saved or booted since"),
                        NULLSTR(image), def->name);
         return -1;
+    }
+
+    return 0;
+}
+
+
+/* The RAM files @ctxt records, which must be those of @def: their paths,
+ * NULL terminated, with @nodes set to their record elements. Returns NULL
+ * with an error reported. */
+static char **
+qemuTemplateRAMRecordFiles(virQEMUDriver *driver,
+                           const virDomainDef *def,
+                           xmlXPathContextPtr ctxt,
+                           xmlNodePtr **nodes)
+{
+    g_auto(GStrv) expected = NULL;
+    g_auto(GStrv) files = NULL;
+    int nnodes;
+    size_t i;
+
+    if (!(expected = qemuTemplateMemoryFiles(driver, def)))
+        return NULL;
+
+    if ((nnodes = virXPathNodeSet("./ram", ctxt, nodes)) < 0)
+        return NULL;
+
+    files = g_new0(char *, nnodes + 1);
+    for (i = 0; i < nnodes; i++)
+        files[i] = virXMLPropString((*nodes)[i], "path");
+
+    if (nnodes != g_strv_length(expected) ||
+        !g_strv_equal((const char * const *) files, (const char * const *) expected)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the RAM files of domain '%1$s' are not those kept in place for its save image"),
+                       def->name);
+        return NULL;
+    }
+
+    return g_steal_pointer(&files);
+}
+
+
+/* Takes the RAM files of @def, a stopped domain, and their directory again
+ * after a restore that failed before its vCPUs could run, as recorded in
+ * @ctxt, so that the image can be restored later. Their labels stay: a
+ * restore gives them new ones. Returns 0 on success, -2 with an error
+ * reported if the files are not as recorded, -1 with an error reported on
+ * other errors. */
+static int
+qemuTemplateRAMKeepAgain(virQEMUDriver *driver,
+                         const virDomainDef *def,
+                         xmlXPathContextPtr ctxt)
+{
+    const char *dir = def->mem.tmpl->path;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_auto(GStrv) files = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    struct stat sb;
+    size_t i;
+
+    if (!(files = qemuTemplateRAMRecordFiles(driver, def, ctxt, &nodes)))
+        return -1;
+
+    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
+        fstat(dirfd, &sb) < 0 ||
+        fchown(dirfd, geteuid(), getegid()) < 0 ||
+        fchmod(dirfd, QEMU_TEMPLATE_DIR_KEPT_MODE) < 0) {
+        virReportSystemError(errno, _("unable to take template directory '%1$s'"), dir);
+        return -1;
+    }
+
+    /* nothing but the RAM files, as when it was taken first */
+    if (qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
+        return -2;
+
+    for (i = 0; files[i]; i++) {
+        g_autofree char *was = NULL;
+        g_autofree char *now = NULL;
+        VIR_AUTOCLOSE fd = -1;
+        struct stat fsb;
+
+        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
+            (fd = qemuTemplateRAMOpen(dirfd, files[i], &fsb)) < 0 ||
+            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
+            return -1;
+
+        if (STRNEQ(was, now)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved"),
+                           files[i], def->name);
+            return -2;
+        }
+
+        if (qemuTemplateSetImmutable(fd, files[i], false) < 0 ||
+            fchown(fd, geteuid(), getegid()) < 0 ||
+            fchmod(fd, S_IRUSR) < 0 ||
+            qemuTemplateSetImmutable(fd, files[i], true) < 0) {
+            if (virGetLastErrorCode() == VIR_ERR_OK)
+                virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
+            return -1;
+        }
     }
 
     return 0;
@@ -4777,8 +5122,8 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(xmlXPathContext) ctxt = NULL;
     g_autofree xmlNodePtr *nodes = NULL;
+    g_auto(GStrv) files = NULL;
     VIR_AUTOCLOSE dirfd = -1;
-    int nnodes;
     size_t i;
     int rc;
 
@@ -4795,136 +5140,47 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
         return -1;
     }
 
-    if (!qemuTemplateDirIsTaken(dirfd)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("template directory '%1$s' was changed after domain '%2$s' was saved"),
-                       dir, vm->def->name);
+    /* given to the QEMU of a restore that the daemon did not finish, which
+     * the reconnect stopped before its vCPUs ran (qemuTemplateRAMLoad()) */
+    if (!qemuTemplateDirIsKept(dirfd) &&
+        qemuTemplateRAMKeepAgain(driver, vm->def, ctxt) < 0)
         return -1;
-    }
 
-    if ((nnodes = virXPathNodeSet("./ram", ctxt, &nodes)) <= 0) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("the record of the RAM of domain '%1$s' lists no files"),
-                       vm->def->name);
+    if (!(files = qemuTemplateRAMRecordFiles(driver, vm->def, ctxt, &nodes)))
         return -1;
-    }
 
-    for (i = 0; i < nnodes; i++) {
-        g_autofree char *path = virXMLPropString(nodes[i], "path");
+    for (i = 0; files[i]; i++) {
         g_autofree char *was = NULL;
         g_autofree char *now = NULL;
         VIR_AUTOCLOSE fd = -1;
         struct stat sb;
 
-        if (!path || !(was = qemuTemplateRecordedIdentity(nodes[i]))) {
-            virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("the record of a RAM file kept in place is incomplete"));
-            return -1;
-        }
-
-        if ((fd = qemuTemplateOpenRegular(path, &sb)) < 0 ||
-            !(now = qemuTemplateFileIdentity(fd, path, &sb, NULL)))
+        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
+            (fd = qemuTemplateRAMOpen(dirfd, files[i], &sb)) < 0 ||
+            !(now = qemuTemplateFileIdentity(fd, files[i], &sb, NULL)))
             return -1;
 
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved: it had %3$s, it has %4$s"),
-                           path, vm->def->name, was, now);
+                           files[i], vm->def->name, was, now);
             return -1;
         }
 
-        if (qemuTemplateSetImmutable(fd, path, false) < 0)
+        if (qemuTemplateSetImmutable(fd, files[i], false) < 0)
             return -1;
 
         if (fchmod(fd, S_IRUSR | S_IWUSR) < 0) {
-            virReportSystemError(errno, _("unable to make RAM file '%1$s' writable"), path);
+            virReportSystemError(errno, _("unable to make RAM file '%1$s' writable"),
+                                 files[i]);
             return -1;
         }
 
         /* The labels an earlier restore remembered go first: the file is
          * not the domain's any more, and no one restores them. */
-        if (qemuSecurityDomainRestorePathLabel(driver, vm, path) < 0 ||
-            qemuSecurityDomainSetPathLabel(driver, vm, path, false) < 0)
+        if (qemuSecurityDomainRestorePathLabel(driver, vm, files[i]) < 0 ||
+            qemuSecurityDomainSetPathLabel(driver, vm, files[i], false) < 0)
             return -1;
-    }
-
-    if (fchmod(dirfd, S_IRWXU) < 0) {
-        virReportSystemError(errno, _("unable to give back template directory '%1$s'"), dir);
-        return -1;
-    }
-
-    return 0;
-}
-
-
-/* Takes the RAM files of @def, a stopped domain, and their directory again
- * after a restore failed, as recorded in @ctxt, so that the image can be
- * restored later. Their labels stay: a restore gives them new ones. */
-static int
-qemuTemplateRAMKeepAgain(const virDomainDef *def,
-                         xmlXPathContextPtr ctxt)
-{
-    const char *dir = def->mem.tmpl->path;
-    g_autofree xmlNodePtr *nodes = NULL;
-    g_auto(GStrv) files = NULL;
-    VIR_AUTOCLOSE dirfd = -1;
-    struct stat sb;
-    int nnodes;
-    size_t i;
-
-    if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
-        fstat(dirfd, &sb) < 0 ||
-        fchown(dirfd, geteuid(), getegid()) < 0 ||
-        fchmod(dirfd, QEMU_TEMPLATE_DIR_TAKEN_MODE) < 0) {
-        virReportSystemError(errno, _("unable to take template directory '%1$s'"), dir);
-        return -1;
-    }
-
-    if ((nnodes = virXPathNodeSet("./ram", ctxt, &nodes)) <= 0) {
-        virReportError(VIR_ERR_OPERATION_FAILED, "%s",
-                       _("the record of the RAM kept in place lists no files"));
-        return -1;
-    }
-
-    files = g_new0(char *, nnodes + 1);
-    for (i = 0; i < nnodes; i++) {
-        if (!(files[i] = virXMLPropString(nodes[i], "path"))) {
-            virReportError(VIR_ERR_XML_ERROR, "%s",
-                           _("the record of a RAM file kept in place is incomplete"));
-            return -1;
-        }
-    }
-
-    /* nothing but the RAM files, as when it was taken first */
-    if (qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
-        return -1;
-
-    for (i = 0; i < nnodes; i++) {
-        g_autofree char *was = NULL;
-        g_autofree char *now = NULL;
-        VIR_AUTOCLOSE fd = -1;
-        struct stat fsb;
-
-        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
-            (fd = qemuTemplateOpenRegular(files[i], &fsb)) < 0 ||
-            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
-            return -1;
-
-        if (STRNEQ(was, now) || fsb.st_nlink != 1) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("RAM file '%1$s' of domain '%2$s' was changed by the restore that failed"),
-                           files[i], def->name);
-            return -1;
-        }
-
-        if (qemuTemplateSetImmutable(fd, files[i], false) < 0 ||
-            fchown(fd, geteuid(), getegid()) < 0 ||
-            fchmod(fd, S_IRUSR) < 0 ||
-            qemuTemplateSetImmutable(fd, files[i], true) < 0) {
-            if (virGetLastErrorCode() == VIR_ERR_OK)
-                virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
-            return -1;
-        }
     }
 
     return 0;
@@ -4934,15 +5190,20 @@ qemuTemplateRAMKeepAgain(const virDomainDef *def,
 /**
  * qemuTemplateRAMRestoreEnd:
  * @driver: qemu driver
- * @vm: template producer restored from the image its RAM files were kept
- *      for, or stopped after a restore that failed
- * @restored: whether @vm runs on its RAM files now
+ * @vm: template producer being restored from the image its RAM files are
+ *      kept for, locked
+ * @restored: whether @vm has loaded the image's device state and is about
+ *            to run on its RAM files
  *
- * Forgets the record once @vm runs on the RAM files. A restore that failed
- * keeps them for the image again, unless they changed: then nothing can
- * restore the image, and they are removed.
+ * A restored domain runs on the RAM files: their record goes before its
+ * vCPUs can run, so that no image is restored on RAM a guest has changed.
+ * A restore that failed before takes the files back for the image, unless
+ * they changed: then nothing can restore the image, and they are removed.
+ *
+ * Returns 0 on success, -1 with an error reported if the record of a
+ * restored domain could not be removed (the caller must stop it).
  */
-void
+int
 qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
                           virDomainObj *vm,
                           bool restored)
@@ -4951,26 +5212,71 @@ qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(xmlXPathContext) ctxt = NULL;
     virErrorPtr orig_err;
+    int rc;
+
+    QEMU_DOMAIN_PRIVATE(vm)->ramKeptRestore = false;
+
+    if (restored)
+        return qemuTemplateRecordRemove(record);
 
     virErrorPreserveLast(&orig_err);
-
-    if (!restored && !virDomainObjIsActive(vm) &&
-        qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt) == 0 &&
-        qemuTemplateRAMKeepAgain(vm->def, ctxt) == 0)
-        goto cleanup;
-
-    if (!restored) {
-        VIR_WARN("Removing the RAM of domain '%s' kept in place: %s",
-                 vm->def->name, virGetLastErrorMessage());
-        if (!virDomainObjIsActive(vm))
+    if (qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt) == 0 &&
+        (rc = qemuTemplateRAMKeepAgain(driver, vm->def, ctxt)) < 0) {
+        if (rc == -2) {
+            VIR_WARN("Removing the RAM of domain '%s' kept in place: %s",
+                     vm->def->name, virGetLastErrorMessage());
             qemuTemplateMemoryRemove(vm->def);
+            if (qemuTemplateRecordRemove(record) < 0)
+                VIR_WARN("Unable to remove '%s'", record);
+        } else {
+            VIR_WARN("Unable to take back the RAM of domain '%s' kept in place: %s",
+                     vm->def->name, virGetLastErrorMessage());
+        }
     }
-
-    if (qemuTemplateRecordRemove(record) < 0)
-        VIR_WARN("Unable to remove '%s'", record);
-
- cleanup:
     virErrorRestore(&orig_err);
+    return 0;
+}
+
+
+/**
+ * qemuTemplateRAMCheckUndefine:
+ * @driver: qemu driver
+ * @vm: domain object about to be undefined, stopped
+ * @managedSave: whether the managed save image goes with it
+ *
+ * No image can be restored on the RAM of a domain that is no more: the RAM
+ * kept for the managed save image goes with it, that of another image is
+ * refused.
+ *
+ * Returns 1 if the caller discards kept RAM (qemuTemplateRAMDiscard()), 0
+ * if there is none, -1 with an error reported.
+ */
+int
+qemuTemplateRAMCheckUndefine(virQEMUDriver *driver,
+                             virDomainObj *vm,
+                             bool managedSave)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *image = NULL;
+    g_autofree char *managed = NULL;
+    int rc;
+
+    if (!qemuTemplateIsProducer(vm->def))
+        return 0;
+
+    if ((rc = qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt)) != 0)
+        return rc > 0 ? 0 : -1;
+
+    managed = virXPathString("string(./@managed)", ctxt);
+    if (managedSave && STREQ_NULLABLE(managed, "yes"))
+        return 1;
+
+    image = virXPathString("string(./@image)", ctxt);
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("Refusing to undefine while the domain's RAM is kept in place for save image '%1$s': restore it, or discard it with start --force-boot"),
+                   NULLSTR(image));
+    return -1;
 }
 
 
@@ -5007,9 +5313,15 @@ qemuTemplateRAMDiscard(virQEMUDriver *driver,
     if (managed && STRNEQ_NULLABLE(forManaged, "yes"))
         return 0;
 
-    /* the files first: a record left without them still refuses to boot
-     * on what is left, and the next discard removes it */
+    /* The files first: the record keeps refusing to boot on them until
+     * they are all gone. */
     qemuTemplateMemoryRemove(def);
+    if (virFileExists(def->mem.tmpl->path)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("unable to remove the RAM of domain '%1$s' kept in place in '%2$s'"),
+                       def->name, def->mem.tmpl->path);
+        return -1;
+    }
 
     record = qemuTemplateRAMRecordPath(driver, def->mem.tmpl->path);
     return qemuTemplateRecordRemove(record);

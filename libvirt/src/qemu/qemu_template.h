@@ -133,6 +133,10 @@ qemuTemplateRAMCheckNotKept(virQEMUDriver *driver,
                             virDomainObj *vm);
 
 int
+qemuTemplateRAMCheckKeep(virDomainObj *vm,
+                         const char *image);
+
+int
 qemuTemplateRAMKeep(virQEMUDriver *driver,
                     virDomainObj *vm,
                     const char *nonce,
@@ -149,10 +153,15 @@ int
 qemuTemplateRAMTakeBack(virQEMUDriver *driver,
                         virDomainObj *vm);
 
-void
+int
 qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
                           virDomainObj *vm,
                           bool restored);
+
+int
+qemuTemplateRAMCheckUndefine(virQEMUDriver *driver,
+                             virDomainObj *vm,
+                             bool managedSave);
 
 int
 qemuTemplateRAMDiscard(virQEMUDriver *driver,

@@ -1,0 +1,93 @@
+#!/bin/sh
+# The daemon killed with SIGKILL at several points of virsh save and virsh
+# restore of a guest whose RAM stays in place: after it starts again, the
+# guest either runs on (the save undone, or the restore done) or is saved
+# with its RAM kept, and then restores; always with the data it had, never
+# rebooted (the guest fills its RAM with random data at each boot, so the
+# checksum tells a boot apart). Prints a FAULT row.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+dom=e2e-ram-in-place-fault
+image="$E2E_DIR/$dom.save"
+cleanup() {
+    cleanup_template $dom
+    rm -f "$image"
+}
+trap cleanup EXIT
+cleanup
+
+boot_guest $dom --template --fill 16 --period 0.2
+sum=$(heartbeat_after "$E2E_DIR/$dom.console" 1 60 | sed 's/.* sum=\([^ ]*\) .*/\1/')
+[ "$sum" != none ] || fail "no data checksum"
+
+last_n() {
+    last_heartbeat "$E2E_DIR/$dom.console" | sed 's/^HEARTBEAT n=\([0-9]*\) .*/\1/'
+}
+
+# settled: the state once the restarted daemon has recovered the job
+settled() {
+    virsh list >/dev/null
+    for _ in $(seq 1 100); do
+        _state=$(virsh domstate $dom)
+        case "$_state" in
+            running|"shut off") break ;;
+        esac
+        sleep 0.1
+    done
+    echo "$_state"
+}
+
+# runs_on N: the guest runs on past heartbeat N, on the data it booted with
+runs_on() {
+    _after=$(heartbeat_after "$E2E_DIR/$dom.console" "$1" 30) &&
+        echo "$_after" | grep -q " sum=$sum "
+}
+
+injected=0 survived=0 lost=0 resumed=0 kept=0 restored=0 again=0
+# the whole save takes about 0.3 s here, the restore about 0.6 s
+for delay in 0.02 0.05 0.08 0.12 0.16 0.2 0.3 0.45 0.6; do
+    # during the save
+    n=$(last_n)
+    rm -f "$image"
+    virsh save $dom "$image" >"$E2E_DIR/$dom.out" 2>&1 &
+    sleep $delay
+    kill_daemon
+    wait || true
+    injected=$((injected + 1))
+    state=$(settled)
+    if [ "$state" = running ] && runs_on "$n"; then
+        survived=$((survived + 1)) resumed=$((resumed + 1))
+    elif [ "$state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$n"; then
+        survived=$((survived + 1)) kept=$((kept + 1))
+    else
+        lost=$((lost + 1))
+        echo "save, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
+        cat "$E2E_DIR/$dom.out" >&2
+        break
+    fi
+
+    # during the restore
+    n=$(last_n)
+    virsh save $dom "$image" >/dev/null || fail "save before the restore fault failed"
+    virsh restore "$image" >"$E2E_DIR/$dom.out" 2>&1 &
+    sleep $delay
+    kill_daemon
+    wait || true
+    injected=$((injected + 1))
+    state=$(settled)
+    if [ "$state" = running ] && runs_on "$n"; then
+        survived=$((survived + 1)) restored=$((restored + 1))
+    elif [ "$state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$n"; then
+        survived=$((survived + 1)) again=$((again + 1))
+    else
+        lost=$((lost + 1))
+        echo "restore, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
+        cat "$E2E_DIR/$dom.out" >&2
+        break
+    fi
+done
+fault ram-in-place-daemon-killed $injected $survived $lost
+echo "daemon killed $injected times: during the save, the guest ran on $resumed times and was saved $kept times (then restored); during the restore, it was restored $restored times and restored again $again times"
+[ "$lost" = 0 ] || fail "$lost guests lost"
+echo "PASS: no guest lost when the daemon died during save or restore with RAM in place"
