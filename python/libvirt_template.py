@@ -1,4 +1,5 @@
-"""libvirt's VM template APIs for libvirt-python.
+"""libvirt's VM template APIs for libvirt-python, and
+virDomainEmulatorReplace(), which the same QEMU machinery brings.
 
 The calls are named as libvirt-python's generator names the methods it
 makes of them, and take the domain first:
@@ -9,6 +10,7 @@ makes of them, and take the domain first:
     t.templateCreate(dom)                      # dom.templateCreate()
     clone = t.cloneFromTemplate(dom, {t.VIR_DOMAIN_TEMPLATE_PARAM_NAME: "c1"})
     t.hasTemplate(dom)                         # dom.hasTemplate()
+    t.emulatorReplace(dom)                     # dom.emulatorReplace()
 
 They take and return libvirt-python's own virDomain objects and raise
 libvirt.libvirtError as the bindings do.
@@ -40,6 +42,8 @@ VIR_DOMAIN_UNDEFINE_TEMPLATE = _mod.VIR_DOMAIN_UNDEFINE_TEMPLATE
 VIR_CONNECT_LIST_DOMAINS_HAS_TEMPLATE = _mod.VIR_CONNECT_LIST_DOMAINS_HAS_TEMPLATE
 VIR_CONNECT_LIST_DOMAINS_NO_TEMPLATE = _mod.VIR_CONNECT_LIST_DOMAINS_NO_TEMPLATE
 VIR_DOMAIN_JOB_OPERATION_TEMPLATE_CREATE = _mod.VIR_DOMAIN_JOB_OPERATION_TEMPLATE_CREATE
+VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR = _mod.VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR
+VIR_DOMAIN_JOB_OPERATION_EMULATOR_REPLACE = _mod.VIR_DOMAIN_JOB_OPERATION_EMULATOR_REPLACE
 
 
 def _pointer(dom):
@@ -86,7 +90,20 @@ def templateRemove(dom, flags=0):
     return ret
 
 
-_METHODS = (templateCreate, cloneFromTemplate, hasTemplate, templateRemove)
+def emulatorReplace(dom, params=None, flags=0):
+    """Move the running domain dom to a new QEMU process, its RAM in
+    place: virDomainEmulatorReplace().
+
+    params: {VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR: path} to run
+    another binary, or None for the domain's emulator as installed now."""
+    ret = _mod.virDomainEmulatorReplace(_pointer(dom), params, flags)
+    if ret == -1:
+        raise libvirt.libvirtError('virDomainEmulatorReplace() failed')
+    return ret
+
+
+_METHODS = (templateCreate, cloneFromTemplate, hasTemplate, templateRemove,
+            emulatorReplace)
 _CONSTANTS = [name for name in dir() if name.startswith("VIR_")]
 
 

@@ -1,7 +1,8 @@
 /*
  * libvirtmod_template.c: Python binding of libvirt's VM template APIs
  *
- * Until libvirt-python binds virDomainTemplateCreate() and friends, this
+ * Until libvirt-python binds virDomainTemplateCreate() and friends, and
+ * virDomainEmulatorReplace(), which the same machinery brings, this
  * module gives them to the python3-libvirt of the distribution: it takes a
  * domain by libvirt-python's virDomain.c_pointer() and hands a new domain
  * back as the capsule libvirt-python's own virDomain objects wrap, so that
@@ -126,9 +127,16 @@ dictToParams(PyObject *dict,
 }
 
 
+/* The APIs that take a domain, typed parameters and flags. */
+typedef int (*domainParamsFunc)(virDomainPtr dom,
+                                virTypedParameterPtr params,
+                                int nparams,
+                                unsigned int flags);
+
 static PyObject *
-templateCreate(PyObject *self UNUSED,
-               PyObject *args)
+callWithParams(PyObject *args,
+               const char *format,
+               domainParamsFunc func)
 {
     PyObject *pointer;
     PyObject *dict;
@@ -138,17 +146,35 @@ templateCreate(PyObject *self UNUSED,
     int nparams;
     int ret;
 
-    if (!PyArg_ParseTuple(args, "OOI:virDomainTemplateCreate", &pointer, &dict, &flags) ||
+    if (!PyArg_ParseTuple(args, format, &pointer, &dict, &flags) ||
         !(dom = getDomain(pointer)) ||
         dictToParams(dict, &params, &nparams) < 0)
         return NULL;
 
     Py_BEGIN_ALLOW_THREADS
-    ret = virDomainTemplateCreate(dom, params, nparams, flags);
+    ret = func(dom, params, nparams, flags);
     Py_END_ALLOW_THREADS
     virTypedParamsFree(params, nparams);
 
     return PyLong_FromLong(ret);
+}
+
+
+static PyObject *
+templateCreate(PyObject *self UNUSED,
+               PyObject *args)
+{
+    return callWithParams(args, "OOI:virDomainTemplateCreate",
+                          virDomainTemplateCreate);
+}
+
+
+static PyObject *
+emulatorReplace(PyObject *self UNUSED,
+                PyObject *args)
+{
+    return callWithParams(args, "OOI:virDomainEmulatorReplace",
+                          virDomainEmulatorReplace);
 }
 
 
@@ -229,6 +255,7 @@ static PyMethodDef methods[] = {
     {"virDomainCloneFromTemplate", cloneFromTemplate, METH_VARARGS, NULL},
     {"virDomainHasTemplate", hasTemplate, METH_VARARGS, NULL},
     {"virDomainTemplateRemove", templateRemove, METH_VARARGS, NULL},
+    {"virDomainEmulatorReplace", emulatorReplace, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}
 };
 
@@ -268,6 +295,8 @@ PyInit_libvirtmod_template(void)
     ADD_INT(VIR_CONNECT_LIST_DOMAINS_HAS_TEMPLATE);
     ADD_INT(VIR_CONNECT_LIST_DOMAINS_NO_TEMPLATE);
     ADD_INT(VIR_DOMAIN_JOB_OPERATION_TEMPLATE_CREATE);
+    ADD_STRING(VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR);
+    ADD_INT(VIR_DOMAIN_JOB_OPERATION_EMULATOR_REPLACE);
     return mod;
 
  error:

@@ -92,6 +92,23 @@ class TemplateTest(unittest.TestCase):
         self.producer.undefineFlags(t.VIR_DOMAIN_UNDEFINE_TEMPLATE)
         self.assertNotIn("py-tmpl", self.names(0))
 
+    def test_emulator_replace(self):
+        """The test driver checks what the QEMU driver checks first: RAM in
+        shared files, an absolute emulator path, which the live definition
+        then names."""
+        self.assertEqual(t.emulatorReplace(self.producer), 0)
+        self.assertEqual(t.emulatorReplace(
+            self.producer, {t.VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR: "/opt/qemu/bin/qemu"}), 0)
+        self.assertIn("<emulator>/opt/qemu/bin/qemu</emulator>", self.producer.XMLDesc())
+        with self.assertRaises(libvirt.libvirtError) as ctx:
+            t.emulatorReplace(self.producer,
+                              {t.VIR_DOMAIN_EMULATOR_REPLACE_PARAM_EMULATOR: "qemu"})
+        self.assertEqual(ctx.exception.get_error_code(), libvirt.VIR_ERR_INVALID_ARG)
+        plain = self.conn.lookupByName("test")
+        with self.assertRaises(libvirt.libvirtError) as ctx:
+            t.emulatorReplace(plain)
+        self.assertIn("<access mode='shared'/>", str(ctx.exception))
+
     def test_bind(self):
         """After bind(), the calls are the virDomain methods and the
         constants are the libvirt module's, as libvirt-python would have
@@ -102,6 +119,7 @@ class TemplateTest(unittest.TestCase):
         self.addCleanup(self.unbind, added)
         self.assertIn("virDomain.cloneFromTemplate", added)
         self.assertIn("VIR_DOMAIN_UNDEFINE_TEMPLATE", added)
+        self.assertIn("virDomain.emulatorReplace", added)
         self.assertEqual(t.bind(), [])
 
         self.producer.templateCreate()
