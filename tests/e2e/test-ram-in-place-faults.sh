@@ -33,6 +33,11 @@ settled() {
         case "$_state" in
             running|"shut off") break ;;
         esac
+        # restored but not resumed when the daemon died: the guest's to run
+        if [ "$(virsh domstate --reason $dom)" = "paused (user)" ]; then
+            virsh resume $dom >/dev/null
+            continue
+        fi
         sleep 0.1
     done
     echo "$_state"

@@ -140,6 +140,22 @@ saved "managedsave again"
 virsh managedsave-remove $dom >/dev/null
 gone "managedsave-remove"
 
+# RAM lost while kept (a tmpfs after a host reboot): the managed image is
+# removed as a corrupt one would be, and start boots the domain
+fresh_boot
+virsh managedsave $dom >/dev/null
+saved "managedsave before the RAM is lost"
+stop_daemon
+chattr -i "$ram"
+rm -rf "$ramdir"
+old_sum=$sum
+fresh_boot
+[ "$sum" != "$old_sum" ] || fail "RAM lost: the guest did not boot"
+virsh dominfo $dom | grep -q "^Managed save: *no" || fail "RAM lost: the managed image stays"
+[ ! -e "$record" ] || fail "RAM lost: the record stays"
+virsh destroy $dom >/dev/null
+echo "RAM lost: the managed image went, the domain booted"
+
 # start --force-boot discards RAM kept for an image
 fresh_boot
 virsh save $dom "$image" >/dev/null

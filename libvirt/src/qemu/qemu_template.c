@@ -479,7 +479,7 @@ qemuTemplateRecordRemove(const char *record)
     if (dirfd < 0)
         return -1;
 
-    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+    if ((unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) || fsync(dirfd) < 0) {
         virReportSystemError(errno, _("unable to remove template record '%1$s'"), record);
         return -1;
     }
@@ -2415,6 +2415,18 @@ qemuTemplateRAMLoad(virQEMUDriver *driver,
 
     if (!kept)
         return false;
+
+    if (!virDomainObjIsActive(vm) && !virFileExists(vm->def->mem.tmpl->path)) {
+        VIR_WARN("The RAM of domain '%s' kept in place for a save image is gone: the image can't be restored",
+                 vm->def->name);
+        record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+        if (qemuTemplateRecordRemove(record) < 0) {
+            VIR_WARN("%s", virGetLastErrorMessage());
+            virResetLastError();
+            return true;
+        }
+        return false;
+    }
 
     /* The reconnect stops a domain still starting up: its vCPUs never ran.
      * Job recovery finishes a save that kept the RAM. */
@@ -4849,6 +4861,10 @@ qemuTemplateRAMTake(virQEMUDriver *driver,
 
         qemuTemplateAccessAdd(access, files[i], fd, &sb);
 
+        /* what a restore in place remembered (qemuTemplateRAMTakeBack()) */
+        if (qemuSecurityDomainRestorePathLabel(driver, vm, files[i]) < 0)
+            goto error;
+
         if (fchown(fd, geteuid(), getegid()) < 0 ||
             fchmod(fd, S_IRUSR) < 0) {
             virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
@@ -5037,26 +5053,37 @@ qemuTemplateRAMRecordFiles(virQEMUDriver *driver,
 }
 
 
-/* Takes the RAM files of @def, a stopped domain, and their directory again
- * after a restore that failed before its vCPUs could run, as recorded in
- * @ctxt, so that the image can be restored later. Their labels stay: a
- * restore gives them new ones. Returns 0 on success, -2 with an error
- * reported if the files are not as recorded, -1 with an error reported on
- * other errors. */
+/* Removes the record @record of RAM kept in place, keeping the error
+ * reported before. */
+static int
+qemuTemplateRAMForget(const char *record)
+{
+    virErrorPtr orig_err;
+    int ret;
+
+    virErrorPreserveLast(&orig_err);
+    ret = qemuTemplateRecordRemove(record);
+    virErrorRestore(&orig_err);
+    return ret;
+}
+
+
+/* Takes the RAM files of @vm, stopped before its vCPUs ran on them, and
+ * their directory back from its QEMU, if they are as recorded in @ctxt, so
+ * that the image they are kept for can be restored later. Returns 0 on
+ * success, -2 with an error reported if the files are not as recorded, -1
+ * with an error reported on other errors. */
 static int
 qemuTemplateRAMKeepAgain(virQEMUDriver *driver,
-                         const virDomainDef *def,
+                         virDomainObj *vm,
                          xmlXPathContextPtr ctxt)
 {
-    const char *dir = def->mem.tmpl->path;
+    const char *dir = vm->def->mem.tmpl->path;
     g_autofree xmlNodePtr *nodes = NULL;
     g_auto(GStrv) files = NULL;
     VIR_AUTOCLOSE dirfd = -1;
     struct stat sb;
     size_t i;
-
-    if (!(files = qemuTemplateRAMRecordFiles(driver, def, ctxt, &nodes)))
-        return -1;
 
     if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) < 0 ||
         fstat(dirfd, &sb) < 0 ||
@@ -5067,8 +5094,9 @@ qemuTemplateRAMKeepAgain(virQEMUDriver *driver,
     }
 
     /* nothing but the RAM files, as when it was taken first */
-    if (qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
-        return -2;
+    if (!(files = qemuTemplateRAMRecordFiles(driver, vm->def, ctxt, &nodes)) ||
+        qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
+        return -1;
 
     for (i = 0; files[i]; i++) {
         g_autofree char *was = NULL;
@@ -5084,21 +5112,73 @@ qemuTemplateRAMKeepAgain(virQEMUDriver *driver,
         if (STRNEQ(was, now)) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved"),
-                           files[i], def->name);
+                           files[i], vm->def->name);
             return -2;
         }
 
-        if (qemuTemplateSetImmutable(fd, files[i], false) < 0 ||
-            fchown(fd, geteuid(), getegid()) < 0 ||
-            fchmod(fd, S_IRUSR) < 0 ||
-            qemuTemplateSetImmutable(fd, files[i], true) < 0) {
-            if (virGetLastErrorCode() == VIR_ERR_OK)
-                virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
+        if (qemuSecurityDomainRestorePathLabel(driver, vm, files[i]) < 0)
+            return -1;
+
+        if (fchown(fd, geteuid(), getegid()) < 0 ||
+            fchmod(fd, S_IRUSR) < 0) {
+            virReportSystemError(errno, _("unable to take RAM file '%1$s'"), files[i]);
             return -1;
         }
+
+        if (qemuTemplateSetImmutable(fd, files[i], true) < 0)
+            return -1;
     }
 
     return 0;
+}
+
+
+/**
+ * qemuTemplateRAMStopped:
+ * @driver: qemu driver
+ * @vm: domain object that stopped while its RAM is kept in place for a
+ *      save image: a save that kept it, or a restore that failed before its
+ *      vCPUs ran (the record goes before they can, qemuTemplateRAMRestored())
+ *
+ * Takes the RAM files back from the QEMU of a restore that failed, so that
+ * the image can be restored later; if they changed, nothing can restore it
+ * and they are removed. Errors are only logged, as this runs when the
+ * domain stops.
+ */
+void
+qemuTemplateRAMStopped(virQEMUDriver *driver,
+                       virDomainObj *vm)
+{
+    g_autofree char *record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    VIR_AUTOCLOSE dirfd = -1;
+    int rc;
+
+    /* as the save left it */
+    if ((dirfd = open(vm->def->mem.tmpl->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) >= 0 &&
+        qemuTemplateDirIsKept(dirfd))
+        return;
+
+    if (qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt) != 0 ||
+        (rc = qemuTemplateRAMKeepAgain(driver, vm, ctxt)) == -1) {
+        VIR_WARN("Unable to take back the RAM of domain '%s' kept in place: %s",
+                 vm->def->name, virGetLastErrorMessage());
+        virResetLastError();
+        return;
+    }
+
+    if (rc == -2) {
+        VIR_WARN("Removing the RAM of domain '%s' kept in place: %s",
+                 vm->def->name, virGetLastErrorMessage());
+        virResetLastError();
+        qemuTemplateMemoryRemove(vm->def);
+        if (!virFileExists(vm->def->mem.tmpl->path) &&
+            qemuTemplateRecordRemove(record) < 0) {
+            VIR_WARN("%s", virGetLastErrorMessage());
+            virResetLastError();
+        }
+    }
 }
 
 
@@ -5124,6 +5204,7 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
     g_autofree xmlNodePtr *nodes = NULL;
     g_auto(GStrv) files = NULL;
     VIR_AUTOCLOSE dirfd = -1;
+    struct stat sb;
     size_t i;
     int rc;
 
@@ -5140,30 +5221,40 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
         return -1;
     }
 
-    /* given to the QEMU of a restore that the daemon did not finish, which
-     * the reconnect stopped before its vCPUs ran (qemuTemplateRAMLoad()) */
+    /* given to the QEMU of a restore that failed (qemuTemplateRAMStopped()) */
     if (!qemuTemplateDirIsKept(dirfd) &&
-        qemuTemplateRAMKeepAgain(driver, vm->def, ctxt) < 0)
+        qemuTemplateRAMKeepAgain(driver, vm, ctxt) < 0)
         return -1;
 
-    if (!(files = qemuTemplateRAMRecordFiles(driver, vm->def, ctxt, &nodes)))
+    if (fstat(dirfd, &sb) < 0) {
+        virReportSystemError(errno, _("unable to stat template directory '%1$s'"), dir);
+        return -1;
+    }
+
+    if (!(files = qemuTemplateRAMRecordFiles(driver, vm->def, ctxt, &nodes)) ||
+        qemuTemplateCheckDirEntries(dir, &sb, files) < 0)
         return -1;
 
     for (i = 0; files[i]; i++) {
         g_autofree char *was = NULL;
         g_autofree char *now = NULL;
         VIR_AUTOCLOSE fd = -1;
-        struct stat sb;
+        struct stat fsb;
 
         if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
-            (fd = qemuTemplateRAMOpen(dirfd, files[i], &sb)) < 0 ||
-            !(now = qemuTemplateFileIdentity(fd, files[i], &sb, NULL)))
+            (fd = qemuTemplateRAMOpen(dirfd, files[i], &fsb)) < 0 ||
+            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
             return -1;
 
         if (STRNEQ(was, now)) {
+            g_autofree char *record = qemuTemplateRAMRecordPath(driver, dir);
+
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved: it had %3$s, it has %4$s"),
                            files[i], vm->def->name, was, now);
+            /* nothing can restore the image: the stop removes the files */
+            if (qemuTemplateRAMForget(record) < 0)
+                VIR_WARN("Unable to remove '%s'", record);
             return -1;
         }
 
@@ -5188,53 +5279,64 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
 
 
 /**
- * qemuTemplateRAMRestoreEnd:
+ * qemuTemplateRAMRestored:
  * @driver: qemu driver
- * @vm: template producer being restored from the image its RAM files are
- *      kept for, locked
- * @restored: whether @vm has loaded the image's device state and is about
- *            to run on its RAM files
+ * @vm: template producer restored from the image its RAM files are kept
+ *      for, its vCPUs not started yet
  *
- * A restored domain runs on the RAM files: their record goes before its
- * vCPUs can run, so that no image is restored on RAM a guest has changed.
- * A restore that failed before takes the files back for the image, unless
- * they changed: then nothing can restore the image, and they are removed.
+ * The restored domain runs on the RAM files from now on: their record goes
+ * before its vCPUs can run, so that no image is restored on RAM a guest
+ * changed.
  *
- * Returns 0 on success, -1 with an error reported if the record of a
- * restored domain could not be removed (the caller must stop it).
+ * Returns 0 on success, -1 with an error reported (the caller must stop
+ * @vm, which keeps the files for the image, qemuTemplateRAMStopped()).
  */
 int
-qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
-                          virDomainObj *vm,
-                          bool restored)
+qemuTemplateRAMRestored(virQEMUDriver *driver,
+                        virDomainObj *vm)
 {
     g_autofree char *record = qemuTemplateRAMRecordPath(driver, vm->def->mem.tmpl->path);
+
+    return qemuTemplateRecordRemove(record);
+}
+
+
+/**
+ * qemuTemplateRAMImageIsLost:
+ * @driver: qemu driver
+ * @def: definition in the save image @data
+ * @data: header and XML of a save image
+ *
+ * Returns true if @data holds no RAM and the RAM it was saved with is no
+ * longer kept in place: nothing can restore it.
+ */
+bool
+qemuTemplateRAMImageIsLost(virQEMUDriver *driver,
+                           const virDomainDef *def,
+                           virQEMUSaveData *data)
+{
+    g_autoptr(qemuDomainSaveCookie) cookie = NULL;
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(xmlXPathContext) ctxt = NULL;
-    virErrorPtr orig_err;
-    int rc;
+    g_autofree char *nonce = NULL;
 
-    QEMU_DOMAIN_PRIVATE(vm)->ramKeptRestore = false;
-
-    if (restored)
-        return qemuTemplateRecordRemove(record);
-
-    virErrorPreserveLast(&orig_err);
-    if (qemuTemplateRAMRecordRead(driver, vm->def, &doc, &ctxt) == 0 &&
-        (rc = qemuTemplateRAMKeepAgain(driver, vm->def, ctxt)) < 0) {
-        if (rc == -2) {
-            VIR_WARN("Removing the RAM of domain '%s' kept in place: %s",
-                     vm->def->name, virGetLastErrorMessage());
-            qemuTemplateMemoryRemove(vm->def);
-            if (qemuTemplateRecordRemove(record) < 0)
-                VIR_WARN("Unable to remove '%s'", record);
-        } else {
-            VIR_WARN("Unable to take back the RAM of domain '%s' kept in place: %s",
-                     vm->def->name, virGetLastErrorMessage());
-        }
+    if (virSaveCookieParseString(data->cookie, (virObject **)&cookie,
+                                 virDomainXMLOptionGetSaveCookie(driver->xmlopt)) < 0) {
+        virResetLastError();
+        return false;
     }
-    virErrorRestore(&orig_err);
-    return 0;
+
+    if (!cookie || !cookie->ramKept)
+        return false;
+
+    if (!qemuTemplateIsProducer(def) ||
+        qemuTemplateRAMRecordRead(driver, def, &doc, &ctxt) != 0) {
+        virResetLastError();
+        return true;
+    }
+
+    nonce = virXPathString("string(./@nonce)", ctxt);
+    return STRNEQ_NULLABLE(nonce, cookie->ramKept);
 }
 
 
@@ -5274,7 +5376,7 @@ qemuTemplateRAMCheckUndefine(virQEMUDriver *driver,
 
     image = virXPathString("string(./@image)", ctxt);
     virReportError(VIR_ERR_OPERATION_INVALID,
-                   _("Refusing to undefine while the domain's RAM is kept in place for save image '%1$s': restore it, or discard it with start --force-boot"),
+                   _("Refusing to undefine while the domain's RAM is kept in place for save image '%1$s': restore it, or discard it with start --force-boot --paused and destroy"),
                    NULLSTR(image));
     return -1;
 }

@@ -154,9 +154,17 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
                         virDomainObj *vm);
 
 int
-qemuTemplateRAMRestoreEnd(virQEMUDriver *driver,
-                          virDomainObj *vm,
-                          bool restored);
+qemuTemplateRAMRestored(virQEMUDriver *driver,
+                        virDomainObj *vm);
+
+void
+qemuTemplateRAMStopped(virQEMUDriver *driver,
+                       virDomainObj *vm);
+
+bool
+qemuTemplateRAMImageIsLost(virQEMUDriver *driver,
+                           const virDomainDef *def,
+                           virQEMUSaveData *data);
 
 int
 qemuTemplateRAMCheckUndefine(virQEMUDriver *driver,
