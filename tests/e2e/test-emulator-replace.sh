@@ -133,6 +133,10 @@ check_kept() {
 expect_error "missing binary" "is not an executable file" \
     virsh emulator-replace $dom --emulator "$emudir/missing"
 check_kept "missing binary"
+# a real QEMU build whose only machine type is microvm
+expect_error "incompatible machine type" "does not support machine type '$(virsh dumpxml $dom | sed -n "s/.*machine='\([^']*\)'.*/\1/p")'" \
+    virsh emulator-replace $dom --emulator /usr/bin/qemu-system-x86_64-microvm
+check_kept "incompatible machine type"
 wrapper fails-to-start 'if incoming: sys.exit("refusing to start")'
 expect_error "binary failing to start" "refusing to start" \
     virsh emulator-replace $dom --emulator "$emudir/fails-to-start"
@@ -145,7 +149,7 @@ if incoming:
 expect_error "migration failure" "load of migration failed" \
     virsh emulator-replace $dom --emulator "$emudir/loses-state"
 check_kept "migration failure"
-echo "failures: the guest kept running on pid $new"
+echo "failures (missing binary, incompatible machine type, failing to start, migration failure): the guest kept running on pid $new"
 
 # refusals
 boot_guest $plain
