@@ -6,23 +6,30 @@
 # no reboot, the disk reads back what it wrote. An image is restored once;
 # booting, redefining, undefining, a daemon restart, a restore that fails
 # and a RAM file changed behind libvirt's back each do what they say, and
-# leave nothing behind. A transient domain saves its RAM in the image.
+# leave nothing behind. A transient domain saves its RAM in the image. QEMU
+# runs as its own user, and as root for one round trip; two domains are
+# saved and restored at once.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
 dom=e2e-ram-in-place
 disk="$E2E_DIR/$dom.qcow2"
 image="$E2E_DIR/$dom.save"
+two=$dom-2
+image2="$E2E_DIR/$two.save"
 emudir="$E2E_DIR/ram-in-place-emulator"
 records="$PREFIX/var/lib/libvirt/template-records"
 cleanup() {
-    # RAM kept for an image refuses undefine: a boot discards it
-    virsh destroy $dom >/dev/null 2>&1 || true
-    if virsh start --force-boot $dom >/dev/null 2>&1; then
-        virsh destroy $dom >/dev/null 2>&1 || true
-    fi
-    cleanup_template $dom
-    rm -rf "$emudir" "$image" "$disk" "$E2E_DIR/$dom-failing.xml" "$E2E_DIR/$dom-plain.xml"
+    for _d in $dom $two; do
+        # RAM kept for an image refuses undefine: a boot discards it
+        virsh destroy $_d >/dev/null 2>&1 || true
+        if virsh start --force-boot $_d >/dev/null 2>&1; then
+            virsh destroy $_d >/dev/null 2>&1 || true
+        fi
+        cleanup_template $_d
+    done
+    rm -rf "$emudir" "$image" "$image2" "$disk" "$E2E_DIR/$dom-failing.xml" "$E2E_DIR/$dom-plain.xml" \
+        "$E2E_DIR/$dom-root.xml"
 }
 trap cleanup EXIT
 cleanup
@@ -222,4 +229,39 @@ saved_n=$(last_n) saved_checks=$(last_heartbeat "$E2E_DIR/$dom.console" | sed 's
 virsh restore "$image" >/dev/null
 runs_on "transient restore"
 virsh destroy $dom >/dev/null
+
+# QEMU as root (a static DAC label): the same round trip
+sed "s|</domain>|<seclabel type='static' model='dac' relabel='yes'><label>+0:+0</label></seclabel></domain>|" \
+    "$E2E_DIR/$dom.xml" >"$E2E_DIR/$dom-root.xml"
+virsh define "$E2E_DIR/$dom-root.xml" >/dev/null
+fresh_boot
+[ "$(ps -o user= -p "$(qemu_pids $dom)")" = root ] || fail "QEMU does not run as root"
+virsh save $dom "$image" >/dev/null
+saved "QEMU as root"
+virsh restore "$image" >/dev/null || fail "QEMU as root: restore failed"
+runs_on "QEMU as root"
+virsh destroy $dom >/dev/null
+gone "QEMU as root"
+
+# two domains saved at once, and restored at once (QEMU as its own user:
+# the guests share their kernel file, which the daemon labels for both)
+virsh define "$E2E_DIR/$dom.xml" >/dev/null
+boot_guest $two --template --fill 16 --period 0.2
+fresh_boot
+n1=$(last_n) sum1=$sum
+n2=$(last_heartbeat "$E2E_DIR/$two.console" | sed 's/^HEARTBEAT n=\([0-9]*\) .*/\1/')
+sum2=$(last_heartbeat "$E2E_DIR/$two.console" | sed 's/.* sum=\([^ ]*\) .*/\1/')
+virsh save $dom "$image" >/dev/null & p1=$!
+virsh save $two "$image2" >/dev/null & p2=$!
+wait $p1 && wait $p2 || fail "saving two domains at once failed"
+virsh restore "$image" >/dev/null & p1=$!
+virsh restore "$image2" >/dev/null & p2=$!
+wait $p1 && wait $p2 || fail "restoring two domains at once failed"
+heartbeat_after "$E2E_DIR/$dom.console" "$n1" 60 | grep -q " sum=$sum1 " ||
+    fail "$dom: no heartbeat after n=$n1 on its data"
+heartbeat_after "$E2E_DIR/$two.console" "$n2" 60 | grep -q " sum=$sum2 " ||
+    fail "$two: no heartbeat after n=$n2 on its data"
+echo "two at once: both saved with their RAM in place and restored, both run on"
+virsh destroy $dom >/dev/null
+virsh destroy $two >/dev/null
 echo "PASS: save and restore with RAM in place kept the guest's RAM, data and disk; failures kept or removed what they say"
