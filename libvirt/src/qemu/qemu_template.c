@@ -5053,6 +5053,40 @@ qemuTemplateRAMRecordFiles(virQEMUDriver *driver,
 }
 
 
+/* Opens the RAM file @path of domain @name in the directory @dirfd, as
+ * qemuTemplateRAMOpen() does, if it is as its record @node says. Returns
+ * the descriptor, -2 with an error reported if the file changed since, -1
+ * with an error reported on other errors. */
+static int
+qemuTemplateRAMOpenRecorded(int dirfd,
+                            const char *path,
+                            xmlNodePtr node,
+                            const char *name)
+{
+    g_autofree char *was = NULL;
+    g_autofree char *now = NULL;
+    VIR_AUTOCLOSE fd = -1;
+    struct stat sb;
+    int ret;
+
+    if (!(was = qemuTemplateRecordedIdentity(node)) ||
+        (fd = qemuTemplateRAMOpen(dirfd, path, &sb)) < 0 ||
+        !(now = qemuTemplateFileIdentity(fd, path, &sb, NULL)))
+        return -1;
+
+    if (STRNEQ(was, now)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved: it had %3$s, it has %4$s"),
+                       path, name, was, now);
+        return -2;
+    }
+
+    ret = fd;
+    fd = -1;
+    return ret;
+}
+
+
 /* Removes the record @record of RAM kept in place, keeping the error
  * reported before. */
 static int
@@ -5099,22 +5133,11 @@ qemuTemplateRAMKeepAgain(virQEMUDriver *driver,
         return -1;
 
     for (i = 0; files[i]; i++) {
-        g_autofree char *was = NULL;
-        g_autofree char *now = NULL;
         VIR_AUTOCLOSE fd = -1;
-        struct stat fsb;
 
-        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
-            (fd = qemuTemplateRAMOpen(dirfd, files[i], &fsb)) < 0 ||
-            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
-            return -1;
-
-        if (STRNEQ(was, now)) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved"),
-                           files[i], vm->def->name);
-            return -2;
-        }
+        if ((fd = qemuTemplateRAMOpenRecorded(dirfd, files[i], nodes[i],
+                                              vm->def->name)) < 0)
+            return fd;
 
         if (qemuSecurityDomainRestorePathLabel(driver, vm, files[i]) < 0)
             return -1;
@@ -5236,27 +5259,18 @@ qemuTemplateRAMTakeBack(virQEMUDriver *driver,
         return -1;
 
     for (i = 0; files[i]; i++) {
-        g_autofree char *was = NULL;
-        g_autofree char *now = NULL;
         VIR_AUTOCLOSE fd = -1;
-        struct stat fsb;
 
-        if (!(was = qemuTemplateRecordedIdentity(nodes[i])) ||
-            (fd = qemuTemplateRAMOpen(dirfd, files[i], &fsb)) < 0 ||
-            !(now = qemuTemplateFileIdentity(fd, files[i], &fsb, NULL)))
-            return -1;
-
-        if (STRNEQ(was, now)) {
+        if ((fd = qemuTemplateRAMOpenRecorded(dirfd, files[i], nodes[i],
+                                              vm->def->name)) == -2) {
             g_autofree char *record = qemuTemplateRAMRecordPath(driver, dir);
 
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("RAM file '%1$s' of domain '%2$s' was changed after the domain was saved: it had %3$s, it has %4$s"),
-                           files[i], vm->def->name, was, now);
             /* nothing can restore the image: the stop removes the files */
             if (qemuTemplateRAMForget(record) < 0)
                 VIR_WARN("Unable to remove '%s'", record);
-            return -1;
         }
+        if (fd < 0)
+            return -1;
 
         if (qemuTemplateSetImmutable(fd, files[i], false) < 0)
             return -1;
