@@ -49,48 +49,51 @@ runs_on() {
         echo "$_after" | grep -q " sum=$sum "
 }
 
+# killed_during LABEL N CMD...: CMD in the background, the daemon killed
+# $delay s into it. Prints 'ran' if the guest then runs on past heartbeat N,
+# 'saved' if it is shut off and its image restores it to run on; fails,
+# saying why, if neither.
+killed_during() {
+    _label=$1 _n=$2
+    shift 2
+    "$@" >"$E2E_DIR/$dom.out" 2>&1 &
+    sleep $delay
+    kill_daemon
+    wait || true
+    _state=$(settled)
+    if [ "$_state" = running ] && runs_on "$_n"; then
+        echo ran
+    elif [ "$_state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$_n"; then
+        echo saved
+    else
+        echo "$_label, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
+        cat "$E2E_DIR/$dom.out" >&2
+        return 1
+    fi
+}
+
 injected=0 survived=0 lost=0 resumed=0 kept=0 restored=0 again=0
 # the whole save takes about 0.3 s here, the restore about 0.6 s
 for delay in 0.02 0.05 0.08 0.12 0.16 0.2 0.3 0.45 0.6; do
     # during the save
     n=$(last_n)
     rm -f "$image"
-    virsh save $dom "$image" >"$E2E_DIR/$dom.out" 2>&1 &
-    sleep $delay
-    kill_daemon
-    wait || true
     injected=$((injected + 1))
-    state=$(settled)
-    if [ "$state" = running ] && runs_on "$n"; then
-        survived=$((survived + 1)) resumed=$((resumed + 1))
-    elif [ "$state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$n"; then
-        survived=$((survived + 1)) kept=$((kept + 1))
-    else
-        lost=$((lost + 1))
-        echo "save, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
-        cat "$E2E_DIR/$dom.out" >&2
-        break
-    fi
+    case "$(killed_during save "$n" virsh save $dom "$image")" in
+        ran) survived=$((survived + 1)) resumed=$((resumed + 1)) ;;
+        saved) survived=$((survived + 1)) kept=$((kept + 1)) ;;
+        *) lost=$((lost + 1)); break ;;
+    esac
 
     # during the restore
     n=$(last_n)
     virsh save $dom "$image" >/dev/null || fail "save before the restore fault failed"
-    virsh restore "$image" >"$E2E_DIR/$dom.out" 2>&1 &
-    sleep $delay
-    kill_daemon
-    wait || true
     injected=$((injected + 1))
-    state=$(settled)
-    if [ "$state" = running ] && runs_on "$n"; then
-        survived=$((survived + 1)) restored=$((restored + 1))
-    elif [ "$state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$n"; then
-        survived=$((survived + 1)) again=$((again + 1))
-    else
-        lost=$((lost + 1))
-        echo "restore, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
-        cat "$E2E_DIR/$dom.out" >&2
-        break
-    fi
+    case "$(killed_during restore "$n" virsh restore "$image")" in
+        ran) survived=$((survived + 1)) restored=$((restored + 1)) ;;
+        saved) survived=$((survived + 1)) again=$((again + 1)) ;;
+        *) lost=$((lost + 1)); break ;;
+    esac
 done
 fault ram-in-place-daemon-killed $injected $survived $lost
 echo "daemon killed $injected times: during the save, the guest ran on $resumed times and was saved $kept times (then restored); during the restore, it was restored $restored times and restored again $again times"
