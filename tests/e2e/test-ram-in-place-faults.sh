@@ -12,7 +12,7 @@ dom=e2e-ram-in-place-fault
 image="$E2E_DIR/$dom.save"
 cleanup() {
     cleanup_template $dom
-    rm -f "$image"
+    rm -f "$image" "$E2E_DIR/$dom.out" "$E2E_DIR/$dom.restore"
 }
 trap cleanup EXIT
 cleanup
@@ -63,11 +63,17 @@ killed_during() {
     _state=$(settled)
     if [ "$_state" = running ] && runs_on "$_n"; then
         echo ran
-    elif [ "$_state" = "shut off" ] && virsh restore "$image" >/dev/null 2>&1 && runs_on "$_n"; then
+    elif [ "$_state" = "shut off" ] &&
+         virsh restore "$image" >"$E2E_DIR/$dom.restore" 2>&1 && runs_on "$_n"; then
         echo saved
     else
         echo "$_label, delay $delay: state '$(virsh domstate --reason $dom)', last heartbeat n=$(last_n)" >&2
+        echo "the command killed with the daemon said:" >&2
         cat "$E2E_DIR/$dom.out" >&2
+        if [ "$_state" = "shut off" ]; then
+            echo "the restore after it said:" >&2
+            cat "$E2E_DIR/$dom.restore" >&2
+        fi
         return 1
     fi
 }
