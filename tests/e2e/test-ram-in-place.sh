@@ -103,6 +103,18 @@ ram="$ramdir/pc.ram"
 record="$records/$(basename "$ramdir")-saved.xml"
 ramsize=$(stat -c %s "$ram")
 
+live_cpu() {
+    virsh dumpxml $dom | sed -n '/<cpu /,/<\/cpu>/p'
+}
+cpu=$(live_cpu)
+[ -n "$cpu" ] || fail "no guest CPU in the live XML"
+
+# same_cpu LABEL: the restored guest has the CPU it was saved with, read
+# from the new process or remembered from one started with the same options
+same_cpu() {
+    [ "$(live_cpu)" = "$cpu" ] || fail "$1: the guest CPU changed: $(live_cpu)"
+}
+
 # save: the image holds the device state, the RAM stays in its file
 heartbeat_after "$E2E_DIR/$dom.console" 3 60 >/dev/null
 virsh save $dom "$image" >/dev/null || fail "save failed"
@@ -122,6 +134,7 @@ expect_error "write the kept RAM" "Operation not permitted" \
     dd if=/dev/zero of="$ram" bs=4096 count=1 conv=notrunc status=none
 virsh restore "$image" >/dev/null || fail "restore failed"
 runs_on "restore"
+same_cpu "restore"
 [ ! -e "$record" ] || fail "restore: the record is left"
 [ "$(stat -c %U "$ram")" = "$QEMU_USER" ] || fail "restore: RAM file is $(stat -c %U "$ram")'s"
 
@@ -195,6 +208,7 @@ expect_error "restore that fails" "refusing to load the state" \
 saved "after a failed restore"
 virsh restore "$image" >/dev/null || fail "restore after a failed one failed"
 runs_on "restore after a failed one"
+same_cpu "restore after a failed one"
 
 # a RAM file changed behind libvirt's back refuses the restore and goes
 virsh save $dom "$image" >/dev/null
