@@ -153,7 +153,7 @@ echo "failures (missing binary, incompatible machine type, failing to start, mig
 
 # refusals
 boot_guest $plain
-expect_error "RAM not in shared files" "it needs <memoryBacking> with <source type='file'/> and <access mode='shared'/>" \
+expect_error "RAM not shared" "it needs <memoryBacking> with <source type='file'/> or <source type='memfd'/>, and <access mode='shared'/>" \
     virsh emulator-replace $plain
 virsh destroy $plain >/dev/null
 expect_error "not running" "domain is not running" virsh emulator-replace $plain

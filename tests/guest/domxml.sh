@@ -1,16 +1,17 @@
 #!/bin/sh
 # Print the domain XML of the test guest.
-#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--emulator PATH]
+#   domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--memfd-memory] [--emulator PATH]
 # The serial console goes to CONSOLE_LOG; --fill makes the guest fill that
 # much RAM with pseudo-random data at boot; --period sets the seconds
 # between heartbeats; --no-verify never checksums that
 # data (for benchmarks); --balloon gives it a virtio balloon; --template
 # gives it template memory (a template producer); --file-memory gives it
-# RAM in a file libvirt makes, mapped shared; --emulator runs it on PATH.
+# RAM in a file libvirt makes, mapped shared, --memfd-memory in a memfd
+# mapped shared; --emulator runs it on PATH.
 set -eu
 . "$(dirname "$0")/../../scripts/lib.sh"
 
-[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--emulator PATH]"
+[ $# -ge 2 ] || die "usage: domxml.sh NAME CONSOLE_LOG [--memory MiB] [--fill MiB] [--vcpus N] [--period S] [--no-verify] [--churn] [--disk FILE] [--balloon] [--template] [--file-memory] [--memfd-memory] [--emulator PATH]"
 name=$1
 console=$2
 shift 2
@@ -55,6 +56,13 @@ while [ $# -gt 0 ]; do
             backing="
   <memoryBacking>
     <source type='file'/>
+    <access mode='shared'/>
+  </memoryBacking>"
+            shift ;;
+        --memfd-memory)
+            backing="
+  <memoryBacking>
+    <source type='memfd'/>
     <access mode='shared'/>
   </memoryBacking>"
             shift ;;

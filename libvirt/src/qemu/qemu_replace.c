@@ -121,6 +121,39 @@ qemuReplaceCheckDevices(const virDomainDef *def)
 }
 
 
+/* RAM in memfds moves by its descriptors (cpr-transfer), which the
+ * running process can send only if it keeps all of its RAM in them. */
+static int
+qemuReplaceCheckCPR(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    bool shared = false;
+    int rc;
+
+    if (!virQEMUCapsGet(priv->qemuCaps, QEMU_CAPS_MIGRATE_CPR_TRANSFER)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                       _("the emulator process of the domain cannot hand RAM in memfds over: it lacks the cpr-transfer migration mode"));
+        return -1;
+    }
+
+    if (qemuDomainObjEnterMonitorAsync(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        return -1;
+    rc = qemuMonitorGetMachineAuxRAMShare(priv->mon, &shared);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        return -1;
+
+    if (!shared) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("domain '%1$s' was started without its emulator's own RAM in memfds (aux-ram-share): shut it down and start it again to replace its emulator"),
+                       vm->def->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 static int
 qemuReplaceCheck(virQEMUDriver *driver,
                  virDomainObj *vm,
@@ -136,8 +169,12 @@ qemuReplaceCheck(virQEMUDriver *driver,
         return -1;
     }
 
-    if (virDomainDefCheckSharedFileRAM(vm->def) < 0 ||
+    if (virDomainDefCheckSharedRAM(vm->def) < 0 ||
         qemuReplaceCheckDevices(vm->def) < 0)
+        return -1;
+
+    if (qemuDomainHasSharedMemfdRAM(vm->def) &&
+        qemuReplaceCheckCPR(vm) < 0)
         return -1;
 
     /* QEMU touches preallocated RAM as it starts, under the running guest */
@@ -147,7 +184,8 @@ qemuReplaceCheck(virQEMUDriver *driver,
         return -1;
     }
 
-    if (!qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED)) {
+    if (!qemuDomainHasSharedMemfdRAM(vm->def) &&
+        !qemuMigrationCapsGet(vm, QEMU_MIGRATION_CAP_X_IGNORE_SHARED)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
                        _("QEMU does not support the 'x-ignore-shared' migration capability"));
         return -1;
@@ -166,6 +204,14 @@ qemuReplaceCheck(virQEMUDriver *driver,
     if (!(caps = virQEMUCapsCacheLookup(driver->qemuCapsCache,
                                         emulator ? emulator : vm->def->emulator)))
         return -1;
+
+    if (qemuDomainHasSharedMemfdRAM(vm->def) &&
+        !virQEMUCapsGet(caps, QEMU_CAPS_MIGRATE_CPR_TRANSFER)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("emulator '%1$s' cannot take over RAM in memfds: it lacks the cpr-transfer migration mode"),
+                       emulator ? emulator : vm->def->emulator);
+        return -1;
+    }
 
     if (!virQEMUCapsIsMachineSupported(caps, vm->def->virtType,
                                        vm->def->os.machine)) {
@@ -449,6 +495,152 @@ qemuReplaceWaitForMigration(virDomainObj *vm,
 }
 
 
+/* What the sending of RAM descriptors (cpr-transfer) to the new process
+ * needs, and what it did. */
+typedef struct _qemuReplaceCPR qemuReplaceCPR;
+struct _qemuReplaceCPR {
+    qemuReplaceOld *old;
+    char *statePath;
+    char *cprPath;
+    bool *wasRunning;
+    bool modeSet;
+};
+
+
+/* Waits for the new process to listen on its cpr channel. Returns 1 once
+ * it does, 0 if the process exited (its start reports why), -1 on error. */
+static int
+qemuReplaceWaitForCPRChannel(virDomainObj *vm,
+                             const char *path)
+{
+    unsigned long long deadline;
+
+    if (virTimeMillisNow(&deadline) < 0)
+        return -1;
+    deadline += QEMU_REPLACE_MIGRATION_TIMEOUT_MS;
+
+    while (!virFileExists(path)) {
+        unsigned long long now;
+
+        if (virProcessKill(vm->pid, 0) < 0)
+            return 0;
+        if (virTimeMillisNow(&now) < 0)
+            return -1;
+        if (now > deadline) {
+            virReportError(VIR_ERR_OPERATION_TIMEOUT, "%s",
+                           _("the new emulator process did not get ready for the RAM in time"));
+            return -1;
+        }
+        if (virDomainObjWaitUntil(vm, now + 5) < 0)
+            return -1;
+    }
+
+    return 1;
+}
+
+
+/* Pauses the guest, and has the old process send the descriptors of its
+ * RAM to the new one, which waits for them before it creates its devices
+ * and its monitor; the device state follows once the new process asks
+ * for it (qemuReplaceStartIncoming()). */
+static int
+qemuReplaceSendCPR(virDomainObj *vm,
+                   void *opaque)
+{
+    qemuReplaceCPR *cpr = opaque;
+    qemuDomainObjPrivate *priv = vm->privateData;
+    int ret = -1;
+    int rc;
+
+    if ((rc = qemuReplaceWaitForCPRChannel(vm, cpr->cprPath)) <= 0)
+        return rc;
+
+    qemuReplaceSwapMonitor(vm, cpr->old);
+
+    if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
+        *cpr->wasRunning = true;
+        if (qemuProcessStopCPUs(priv->driver, vm, VIR_DOMAIN_PAUSED_MIGRATION,
+                                VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+            goto cleanup;
+    }
+
+    if (qemuDomainObjEnterMonitorAsync(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        goto cleanup;
+    rc = qemuMonitorSetMigrationMode(priv->mon, "cpr-transfer");
+    if (rc == 0) {
+        cpr->modeSet = true;
+        rc = qemuMonitorMigrateCPRTransfer(priv->mon, cpr->statePath, cpr->cprPath);
+    }
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    qemuReplaceSwapMonitor(vm, cpr->old);
+    return ret;
+}
+
+
+/**
+ * qemuReplaceCancelCPR:
+ * @vm: domain whose process sent, or was about to send, its RAM by its
+ *      descriptors to a new process that does not run the guest
+ * @asyncJob: the job the domain is in
+ *
+ * Cancels the cpr-transfer migration of the process, waits for it to
+ * stop, and turns the migration mode back to normal for later saves and
+ * migrations of the domain.
+ */
+void
+qemuReplaceCancelCPR(virDomainObj *vm,
+                     virDomainAsyncJob asyncJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    unsigned long long deadline;
+    int rc;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return;
+    rc = qemuMonitorMigrateCancel(priv->mon);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0 || virTimeMillisNow(&deadline) < 0)
+        return;
+    deadline += QEMU_REPLACE_MIGRATION_TIMEOUT_MS;
+
+    while (true) {
+        qemuMonitorMigrationStats stats = { 0 };
+        unsigned long long now;
+
+        if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+            return;
+        rc = qemuMonitorGetMigrationStats(priv->mon, &stats, NULL);
+        qemuDomainObjExitMonitor(vm);
+        if (rc < 0)
+            return;
+
+        if (stats.status != QEMU_MONITOR_MIGRATION_STATUS_SETUP &&
+            stats.status != QEMU_MONITOR_MIGRATION_STATUS_ACTIVE &&
+            stats.status != QEMU_MONITOR_MIGRATION_STATUS_DEVICE &&
+            stats.status != QEMU_MONITOR_MIGRATION_STATUS_CANCELLING)
+            break;
+
+        if (virTimeMillisNow(&now) < 0 || now > deadline ||
+            virDomainObjWaitUntil(vm, now + 5) < 0 ||
+            virDomainObjCheckActive(vm) < 0)
+            return;
+    }
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return;
+    if (qemuMonitorSetMigrationMode(priv->mon, "normal") < 0)
+        VIR_WARN("Unable to set the migration mode of domain '%s' back to normal",
+                 vm->def->name);
+    qemuDomainObjExitMonitor(vm);
+}
+
+
 static void
 qemuReplaceOldClear(qemuReplaceOld *old)
 {
@@ -493,6 +685,8 @@ qemuReplaceEmulator(virConnectPtr conn,
     g_autoptr(virQEMUCaps) newCaps = NULL;
     qemuProcessIncomingDef *incoming = NULL;
     qemuReplaceOld old = { 0 };
+    qemuReplaceCPR cpr = { .old = &old };
+    bool byDescriptors = qemuDomainHasSharedMemfdRAM(vm->def);
     bool wasRunning = false;
     bool detached = false;
     bool switched = false;
@@ -513,19 +707,33 @@ qemuReplaceEmulator(virConnectPtr conn,
 
     qemuDomainJobSetStatsType(vm->job->current,
                               QEMU_DOMAIN_JOB_STATS_TYPE_MIGRATION);
-    qemuMigrationParamsSetIgnoreShared(migParams);
 
-    /* labelled as the sockets the domain's QEMU uses for a migration */
-    if (qemuSecuritySetSocketLabel(driver->securityManager, vm->def) < 0)
-        goto endjob;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-        virReportSystemError(errno, "%s",
-                             _("unable to create a socket pair for the device state"));
-        ignore_value(qemuSecurityClearSocketLabel(driver->securityManager, vm->def));
-        goto endjob;
+    if (byDescriptors) {
+        /* the new process listens on both, in the domain's own directory */
+        cpr.statePath = g_strdup_printf("%s/replace-state.sock", priv->libDir);
+        cpr.cprPath = g_strdup_printf("%s/replace-cpr.sock", priv->libDir);
+        cpr.wasRunning = &wasRunning;
+        if ((unlink(cpr.statePath) < 0 && errno != ENOENT) ||
+            (unlink(cpr.cprPath) < 0 && errno != ENOENT)) {
+            virReportSystemError(errno, "%s",
+                                 _("unable to remove a stale socket of a replaced emulator"));
+            goto endjob;
+        }
+    } else {
+        qemuMigrationParamsSetIgnoreShared(migParams);
+
+        /* labelled as the sockets the domain's QEMU uses for a migration */
+        if (qemuSecuritySetSocketLabel(driver->securityManager, vm->def) < 0)
+            goto endjob;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+            virReportSystemError(errno, "%s",
+                                 _("unable to create a socket pair for the device state"));
+            ignore_value(qemuSecurityClearSocketLabel(driver->securityManager, vm->def));
+            goto endjob;
+        }
+        if (qemuSecurityClearSocketLabel(driver->securityManager, vm->def) < 0)
+            goto endjob;
     }
-    if (qemuSecurityClearSocketLabel(driver->securityManager, vm->def) < 0)
-        goto endjob;
 
     qemuReplaceDetachOld(vm, &old);
     detached = true;
@@ -536,10 +744,21 @@ qemuReplaceEmulator(virConnectPtr conn,
         vm->def->emulator = g_strdup(emulator);
     }
 
-    if (!(incoming = qemuProcessIncomingDefNew(driver, vm, NULL, "stdio",
-                                               &pair[0], NULL, NULL,
-                                               migParams)))
+    if (byDescriptors) {
+        g_autofree char *uri = g_strdup_printf("unix:%s", cpr.statePath);
+
+        if (!(incoming = qemuProcessIncomingDefNew(driver, vm, NULL, uri,
+                                                   &pair[0], NULL, NULL,
+                                                   migParams)))
+            goto endjob;
+        incoming->cprPath = g_strdup(cpr.cprPath);
+        incoming->cprSend = qemuReplaceSendCPR;
+        incoming->cprSendOpaque = &cpr;
+    } else if (!(incoming = qemuProcessIncomingDefNew(driver, vm, NULL, "stdio",
+                                                      &pair[0], NULL, NULL,
+                                                      migParams))) {
         goto endjob;
+    }
 
     qemuReplaceMonitorConfig(driver, vm, &old);
 
@@ -552,20 +771,25 @@ qemuReplaceEmulator(virConnectPtr conn,
         goto endjob;
     VIR_FORCE_CLOSE(pair[0]);
 
-    /* the guest pauses from here until the new process resumes it */
+    /* the guest pauses from here until the new process resumes it; with
+     * RAM sent by its descriptors, it paused during the launch */
     qemuReplaceSwapMonitor(vm, &old);
     onOld = true;
 
-    if (virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
+    if (!byDescriptors &&
+        virDomainObjGetState(vm, NULL) == VIR_DOMAIN_RUNNING) {
         wasRunning = true;
         if (qemuProcessStopCPUs(driver, vm, VIR_DOMAIN_PAUSED_MIGRATION,
                                 VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
             goto endjob;
     }
 
-    if (qemuMigrationSrcToFile(driver, vm, NULL, &pair[1], NULL, migParams, 0,
-                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0 ||
-        qemuReplaceWaitForMigration(vm, true) < 0)
+    if (!byDescriptors &&
+        qemuMigrationSrcToFile(driver, vm, NULL, &pair[1], NULL, migParams, 0,
+                               VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
+        goto endjob;
+
+    if (qemuReplaceWaitForMigration(vm, true) < 0)
         goto endjob;
 
     qemuReplaceSwapMonitor(vm, &old);
@@ -642,6 +866,8 @@ qemuReplaceEmulator(virConnectPtr conn,
         if (qemuMigrationParamsClearIgnoreShared(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE) < 0)
             VIR_WARN("Unable to turn x-ignore-shared off for domain '%s'",
                      vm->def->name);
+        if (cpr.modeSet)
+            qemuReplaceCancelCPR(vm, VIR_ASYNC_JOB_EMULATOR_REPLACE);
         if (wasRunning &&
             virDomainObjGetState(vm, NULL) == VIR_DOMAIN_PAUSED &&
             qemuProcessStartCPUs(driver, vm, VIR_DOMAIN_RUNNING_MIGRATION_CANCELED,
@@ -653,6 +879,12 @@ qemuReplaceEmulator(virConnectPtr conn,
 
     VIR_FORCE_CLOSE(pair[0]);
     VIR_FORCE_CLOSE(pair[1]);
+    if (cpr.statePath) {
+        unlink(cpr.statePath);
+        unlink(cpr.cprPath);
+    }
+    g_free(cpr.statePath);
+    g_free(cpr.cprPath);
     qemuProcessIncomingDefFree(incoming);
     virDomainObjEndAsyncJob(vm);
     return ret;

@@ -28,3 +28,7 @@ qemuReplaceEmulator(virConnectPtr conn,
 
 void
 qemuReplaceRecover(virDomainObj *vm);
+
+void
+qemuReplaceCancelCPR(virDomainObj *vm,
+                     virDomainAsyncJob asyncJob);
